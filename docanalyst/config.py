@@ -1,0 +1,54 @@
+"""Settings: one frozen object, environment variables read here and nowhere else.
+
+Why one place: tests, the CLI and the UI must agree on where models and the database live, and a
+stray ``os.environ`` read deep in the code makes that impossible to reason about.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+APP_NAME = "docanalyst"
+
+
+def _default_home() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that depends on the environment."""
+
+    home: Path
+    db_url: str
+    profile: str | None = None
+    cpu_kv_cache_gib: int = 4
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(env["DOCANALYST_HOME"]).expanduser() if env.get("DOCANALYST_HOME") else _default_home()
+        db_url = env.get("DOCANALYST_DB") or f"sqlite:///{home / 'docanalyst.db'}"
+        return cls(
+            home=home,
+            db_url=db_url,
+            profile=env.get("DOCANALYST_PROFILE") or None,
+            cpu_kv_cache_gib=int(env.get("DOCANALYST_CPU_KV_GIB", "4")),
+        )
+
+    def with_db(self, db_url: str | None) -> Settings:
+        if not db_url:
+            return self
+        from dataclasses import replace
+
+        return replace(self, db_url=db_url)

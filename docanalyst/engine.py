@@ -1,0 +1,211 @@
+"""The inference engine: in-process ``vllm.LLM`` behind one narrow, batch-first interface.
+
+This is the only module that imports vLLM, and only inside ``VllmEngine.__init__``: importing docanalyst
+stays fast and GPU-free. Requests carry token ids (we tokenise ourselves, see prompting.py), so what we
+count is what the engine sees and the raw-vLLM benchmark can send the very same ids.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from docanalyst.errors import EngineError
+from docanalyst.profiles import EngineProfile
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt_token_ids: Sequence[int]
+    max_tokens: int
+    json_schema: Mapping[str, Any] | None = None
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    ttft_s: float | None = None  # time to first token (arrival -> first token), vLLM's per-request stats
+    decode_s: float | None = None  # first token -> last token
+
+    @property
+    def decode_tokens_per_s(self) -> float | None:
+        if not self.decode_s or self.completion_tokens < 2:
+            return None
+        return (self.completion_tokens - 1) / self.decode_s
+
+
+class Engine(Protocol):
+    profile: EngineProfile
+    model_name: str
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class EngineInfo:
+    start_s: float
+    kv_cache_tokens: int | None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _structured(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """SamplingParams kwargs for JSON-schema decoding, across vLLM's API rename."""
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        return {"structured_outputs": StructuredOutputsParams(json=dict(schema))}
+    except ImportError:  # vLLM before the StructuredOutputsParams rename
+        from vllm.sampling_params import GuidedDecodingParams  # type: ignore[attr-defined]
+
+        return {"guided_decoding": GuidedDecodingParams(json=dict(schema))}
+
+
+class VllmEngine:
+    """One ``vllm.LLM`` per process per profile; build it once and reuse it for every document."""
+
+    def __init__(
+        self,
+        profile: EngineProfile,
+        model_path: str | Path,
+        *,
+        cpu_kv_cache_gib: int = 4,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.profile = profile
+        self.model_path = str(model_path)
+        self.model_name = Path(self.model_path).name if Path(self.model_path).exists() else self.model_path
+        # vLLM reads these in its engine process: they must be set before it starts.
+        for key, value in profile.engine_env.items():
+            os.environ[key] = value
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+        if profile.device == "cpu":
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cpu_kv_cache_gib))
+        kwargs: dict[str, Any] = {
+            "model": self.model_path,
+            "tokenizer": self.model_path,
+            "max_model_len": profile.max_model_len,
+            "enforce_eager": profile.enforce_eager,
+            "enable_prefix_caching": profile.enable_prefix_caching,
+            "load_format": profile.load_format,
+            "seed": 0,
+            "disable_log_stats": False,  # per-request metrics (time to first token) need stats on
+            "trust_remote_code": False,
+        }
+        if profile.hf_overrides:
+            kwargs["hf_overrides"] = _plain(profile.hf_overrides)
+        if profile.mamba_cache_mode:
+            kwargs["mamba_cache_mode"] = profile.mamba_cache_mode
+        if profile.gpu_memory_utilization is not None and profile.device == "cuda":
+            kwargs["gpu_memory_utilization"] = profile.gpu_memory_utilization
+        if profile.max_num_seqs:
+            kwargs["max_num_seqs"] = profile.max_num_seqs
+        if profile.max_num_batched_tokens:
+            kwargs["max_num_batched_tokens"] = profile.max_num_batched_tokens
+        kwargs.update(profile.engine_kwargs)
+        kwargs.update(overrides or {})
+        self.settings = {k: v for k, v in kwargs.items() if k not in ("model", "tokenizer")}
+        started = time.perf_counter()
+        try:
+            from vllm import LLM
+
+            self._llm = LLM(**kwargs)
+        except Exception as exc:  # vLLM raises many types; one plain line for the user
+            raise EngineError(f"could not start the engine for profile '{profile.name}': {_first_line(exc)}") from exc
+        cache = self._llm.llm_engine.vllm_config.cache_config
+        self.info = EngineInfo(
+            start_s=time.perf_counter() - started,
+            kv_cache_tokens=getattr(cache, "kv_cache_size_tokens", None),
+            settings=self.settings,
+        )
+
+    @property
+    def llm(self) -> Any:
+        """The underlying ``vllm.LLM`` (benchmarks send raw requests to the very same engine)."""
+        return self._llm
+
+    @property
+    def max_model_len(self) -> int:
+        return int(self._llm.llm_engine.vllm_config.model_config.max_model_len)
+
+    @property
+    def hf_config(self) -> Any:
+        return self._llm.llm_engine.vllm_config.model_config.hf_config
+
+    def sampling_params(self, request: GenerationRequest) -> Any:
+        from vllm import SamplingParams
+
+        extra = _structured(request.json_schema) if request.json_schema is not None else {}
+        return SamplingParams(
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            top_k=request.top_k if request.top_k > 0 else -1,
+            seed=request.seed,
+            **extra,
+        )
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        if not requests:
+            return []
+        from vllm.inputs import TokensPrompt
+
+        prompts = [TokensPrompt(prompt_token_ids=list(r.prompt_token_ids)) for r in requests]
+        params = [self.sampling_params(r) for r in requests]
+        try:
+            outputs = self._llm.generate(prompts, params, use_tqdm=False)
+        except Exception as exc:
+            raise EngineError(f"generation failed: {_first_line(exc)}") from exc
+        return [_result(o) for o in outputs]
+
+    def close(self) -> None:
+        llm = getattr(self, "_llm", None)
+        if llm is None:
+            return
+        try:
+            llm.llm_engine.engine_core.shutdown()
+        except Exception:  # best effort: the process is exiting anyway
+            pass
+        self._llm = None
+
+
+def _result(output: Any) -> GenerationResult:
+    completion = output.outputs[0]
+    metrics = getattr(output, "metrics", None)
+    ttft = getattr(metrics, "first_token_latency", None)
+    first, last = getattr(metrics, "first_token_ts", 0.0), getattr(metrics, "last_token_ts", 0.0)
+    decode = last - first if first and last else None
+    return GenerationResult(
+        text=completion.text,
+        finish_reason=completion.finish_reason,
+        prompt_tokens=len(output.prompt_token_ids or []),
+        cached_tokens=int(output.num_cached_tokens or 0),
+        completion_tokens=len(completion.token_ids),
+        ttft_s=float(ttft) if ttft is not None else None,
+        decode_s=float(decode) if decode is not None else None,
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

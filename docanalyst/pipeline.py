@@ -1,0 +1,433 @@
+"""The extraction pipeline: pdf -> document -> budget -> prompt -> engine -> validate & ground -> store.
+
+Batch-first: ``Analyzer.extract`` takes many files, sends every prompt that fits to the engine in one
+``generate`` call (vLLM schedules them together), re-asks the invalid ones once in a second call, and
+stores each run in its own transaction. Errors are per document: one bad file never sinks the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from docanalyst import __version__
+from docanalyst.budget import BudgetReport, measure, over_budget_error, reserve_for
+from docanalyst.config import Settings
+from docanalyst.document import Document
+from docanalyst.engine import Engine, GenerationRequest, GenerationResult
+from docanalyst.errors import (
+    ConfigError,
+    DocanalystError,
+    NoTextError,
+    OutputTruncatedError,
+    OutputValidationError,
+)
+from docanalyst.grounding import GroundedField, annotate, ground
+from docanalyst.profiles import EngineProfile, default_profile_name, get_profile
+from docanalyst.prompting import BuiltPrompt, PromptTemplate, build_prompt, load_template
+from docanalyst.schemas import RESULT_MODELS, json_schema_for, schema_hash
+from docanalyst.store import DocumentRow, FieldRow, RunRow, Store
+from docanalyst.tokenization import TokenCounter, estimate_tokenizer, model_tokenizer
+
+EngineFactory = Callable[[EngineProfile, str], Engine]
+Progress = Callable[[str, str], None]  # (path, stage)
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    template: str = "contract"
+    profile: str | None = None
+    model_path: str | None = None
+    password: str | None = None
+    allow_yarn: bool = True
+    force: bool = False
+    seed: int = 0
+
+
+@dataclass
+class Outcome:
+    """What happened to one document. ``status``: ok, cached, invalid, truncated, failed or error."""
+
+    path: str
+    status: str
+    document: Document | None = None
+    template: PromptTemplate | None = None
+    profile: str | None = None
+    model: str | None = None
+    result: dict[str, Any] | None = None
+    fields: list[GroundedField] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    budget: BudgetReport | None = None
+    run_id: int | None = None
+    error: DocanalystError | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "cached")
+
+    def as_json(self) -> dict[str, Any]:
+        doc = self.document
+        return {
+            "document": {
+                "sha256": doc.sha256 if doc else None,
+                "path": self.path,
+                "pages": doc.page_count if doc else None,
+                "tokens": self.budget.document_tokens if self.budget else None,
+            },
+            "template": self.template.name if self.template else None,
+            "template_version": self.template.version if self.template else None,
+            "profile": self.profile,
+            "model": self.model,
+            "status": self.status,
+            "result": self.result,
+            "usage": self.usage,
+            "timings": self.timings,
+            "run_id": self.run_id,
+            "error": str(self.error) if self.error else None,
+            "warnings": [*(doc.warnings if doc else ()), *self.notes],
+        }
+
+
+@dataclass
+class _Job:
+    outcome: Outcome
+    document: Document
+    template: PromptTemplate
+    profile: EngineProfile
+    model_ref: str
+    model_name: str
+    prompt: BuiltPrompt
+    schema: dict[str, Any]
+    result_model: type[BaseModel]
+    max_tokens: int
+    started: float
+    attempts: int = 0
+    raw: str | None = None
+    last: GenerationResult | None = None
+
+
+def default_engine_factory(settings: Settings) -> EngineFactory:
+    def build(profile: EngineProfile, model_ref: str) -> Engine:
+        from docanalyst.engine import VllmEngine
+
+        return VllmEngine(profile, model_ref, cpu_kv_cache_gib=settings.cpu_kv_cache_gib)
+
+    return build
+
+
+class Analyzer:
+    """Holds the settings, the store and (lazily) one engine; reuse it for every document in a process."""
+
+    def __init__(self, settings: Settings, store: Store | None = None, engine_factory: EngineFactory | None = None):
+        self.settings = settings
+        self._store = store
+        self.engine_factory = engine_factory or default_engine_factory(settings)
+        self._engine: Engine | None = None
+        self._engine_key: tuple[str, str] | None = None
+        self.engine_start_s: float | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.settings.db_url)
+        return self._store
+
+    # ---- resolution -------------------------------------------------------------------------
+    def resolve_model(self, profile: EngineProfile, model_path: str | None) -> tuple[str, str]:
+        """(what vLLM loads, the model name we record)."""
+        if model_path:
+            folder = Path(model_path).expanduser()
+            if not (folder / "config.json").exists():
+                raise ConfigError("not a model folder (no config.json)", path=folder)
+            return str(folder.resolve()), folder.resolve().name
+        local = profile.local_folder
+        if local:
+            folder = self.settings.models_dir / local
+            if not (folder / "config.json").exists():
+                raise ConfigError(
+                    f"model for profile '{profile.name}' is not installed in {folder}; run: docanalyst models install"
+                )
+            return str(folder), local
+        return profile.model, profile.model
+
+    def tokenizer_for(self, model_ref: str, profile: EngineProfile) -> TokenCounter:
+        folder = Path(model_ref)
+        if (folder / "tokenizer.json").exists():
+            return model_tokenizer(folder)
+        cached = _hub_cached_folder(model_ref)
+        if cached is not None:
+            return model_tokenizer(cached)
+        return estimate_tokenizer(profile.estimate_encoding)
+
+    # ---- planning ---------------------------------------------------------------------------
+    def load(self, path: str | Path, password: str | None) -> Document:
+        from docanalyst.pdf import load_pdf
+
+        return load_pdf(path, password)
+
+    def plan(
+        self, document: Document, options: ExtractOptions
+    ) -> tuple[EngineProfile, str, str, BudgetReport, BuiltPrompt, list[str]]:
+        """Choose the profile (switching to the long one if allowed) and build the prompt; raise if too long."""
+        template = load_template(options.template)
+        profile = get_profile(default_profile_name(options.profile or self.settings.profile))
+        model_ref, model_name = self.resolve_model(profile, options.model_path)
+        report, prompt = measure(document, template, profile, self.tokenizer_for(model_ref, profile))
+        notes: list[str] = []
+        if report.fits:
+            return profile, model_ref, model_name, report, prompt, notes
+        if profile.long_fallback:
+            longer = get_profile(profile.long_fallback)
+            long_ref, long_name = self.resolve_model(longer, options.model_path)
+            long_report, long_prompt = measure(document, template, longer, self.tokenizer_for(long_ref, longer))
+            if long_report.fits and options.allow_yarn:
+                notes.append(
+                    f"document needs {report.needed:,} tokens, over the {report.window:,} window of "
+                    f"'{profile.name}': using '{longer.name}' (YaRN, window {longer.max_model_len:,})"
+                )
+                return longer, long_ref, long_name, long_report, long_prompt, notes
+            if long_report.fits:
+                raise over_budget_error(report, path=document.path, document_id=document.id,
+                                        hint=f"it fits profile '{longer.name}' (YaRN): rerun with --allow-yarn")
+            raise over_budget_error(long_report, path=document.path, document_id=document.id)
+        raise over_budget_error(report, path=document.path, document_id=document.id,
+                                hint="use a profile with a longer window (e.g. --profile qwen3-next on a GPU)")
+
+    def budget(self, path: str | Path, options: ExtractOptions) -> tuple[Document, BudgetReport, str]:
+        """The `tokens` command: a report for the requested profile, no engine, no error when too long."""
+        document = self.load(path, options.password)
+        template = load_template(options.template)
+        profile = get_profile(default_profile_name(options.profile or self.settings.profile))
+        model_ref, _ = self.resolve_model(profile, options.model_path)
+        report, _ = measure(document, template, profile, self.tokenizer_for(model_ref, profile))
+        verdict = "fits"
+        if not report.fits:
+            verdict = "too-long"
+            if profile.long_fallback:
+                longer = get_profile(profile.long_fallback)
+                long_ref, _ = self.resolve_model(longer, options.model_path)
+                long_report, _ = measure(document, template, longer, self.tokenizer_for(long_ref, longer))
+                if long_report.fits:
+                    verdict = f"needs {longer.name} (YaRN)"
+        return document, report, verdict
+
+    # ---- engine -----------------------------------------------------------------------------
+    def engine(self, profile: EngineProfile, model_ref: str) -> Engine:
+        key = (profile.name, model_ref)
+        if self._engine is not None and self._engine_key == key:
+            return self._engine
+        if self._engine is not None:  # one big engine at a time
+            self._engine.close()
+            self._engine = None
+        started = time.perf_counter()
+        self._engine = self.engine_factory(profile, model_ref)
+        self._engine_key = key
+        self.engine_start_s = time.perf_counter() - started
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+    # ---- extraction -------------------------------------------------------------------------
+    def extract(
+        self, paths: Sequence[str | Path], options: ExtractOptions, progress: Progress | None = None
+    ) -> list[Outcome]:
+        say = progress or (lambda _path, _stage: None)
+        outcomes: list[Outcome] = []
+        jobs: list[_Job] = []
+        for raw_path in paths:
+            path = str(raw_path)
+            outcome = Outcome(path=path, status="error")
+            outcomes.append(outcome)
+            started = time.perf_counter()
+            try:
+                say(path, "reading")
+                t0 = time.perf_counter()
+                document = self.load(path, options.password)
+                outcome.document = document
+                outcome.timings["read_s"] = round(time.perf_counter() - t0, 4)
+                if not any(p.has_text_layer and p.text for p in document.pages):
+                    raise NoTextError(
+                        "no text to analyse: every page is a scanned image without a text layer (OCR is not enabled)",
+                        path=path, document_id=document.id,
+                    )
+                say(path, "counting tokens")
+                t0 = time.perf_counter()
+                profile, model_ref, model_name, report, prompt, notes = self.plan(document, options)
+                outcome.timings["tokenize_s"] = round(time.perf_counter() - t0, 4)
+                template = load_template(options.template)
+                outcome.template, outcome.profile, outcome.model = template, profile.name, model_name
+                outcome.budget, outcome.notes = report, notes
+                result_model = RESULT_MODELS[template.name]
+                if not options.force:
+                    cached = self.store.find_cached(document.sha256, template.name, template.version,
+                                                    schema_hash(result_model), profile.name, model_name)
+                    if cached is not None:
+                        self._fill_from_run(outcome, cached)
+                        say(path, "cached")
+                        continue
+                max_tokens = min(reserve_for(template, profile), profile.max_model_len - prompt.tokens)
+                jobs.append(_Job(outcome, document, template, profile, model_ref, model_name, prompt,
+                                 json_schema_for(result_model, document.page_count), result_model,
+                                 max_tokens, started))
+            except DocanalystError as exc:
+                outcome.error = exc
+                say(path, "error")
+        # Group by engine so each engine is built once; documents for one engine go in one call.
+        groups: dict[tuple[str, str], list[_Job]] = {}
+        for job in jobs:
+            groups.setdefault((job.profile.name, job.model_ref), []).append(job)
+        for group in groups.values():
+            self._run_group(group, options, say)
+        return outcomes
+
+    def _run_group(self, group: list[_Job], options: ExtractOptions, say: Progress) -> None:
+        first = group[0]
+        for job in group:
+            say(job.outcome.path, "starting engine" if self._engine is None else "generating")
+        try:
+            engine = self.engine(first.profile, first.model_ref)
+        except DocanalystError as exc:
+            for job in group:
+                job.outcome.error = exc
+            return
+        pending = group
+        for attempt in (1, 2):
+            for job in pending:
+                say(job.outcome.path, "generating" if attempt == 1 else "re-asking")
+            requests = [GenerationRequest(job.prompt.token_ids, job.max_tokens, job.schema, seed=options.seed)
+                        for job in pending]
+            t0 = time.perf_counter()
+            try:
+                results = engine.generate(requests)
+            except DocanalystError as exc:
+                for job in pending:
+                    job.outcome.error = exc
+                    self._finish(job, "failed", None, options)
+                return
+            elapsed = time.perf_counter() - t0
+            retry: list[_Job] = []
+            for job, result in zip(pending, results, strict=True):
+                job.attempts = attempt
+                job.last, job.raw = result, result.text
+                job.outcome.timings[f"generate_s_{attempt}"] = round(elapsed, 4)
+                self._account(job, result)
+                if result.finish_reason == "length":
+                    job.outcome.error = OutputTruncatedError(
+                        f"the model's answer was cut off at max_tokens={job.max_tokens} (finish_reason=length); "
+                        "the JSON is incomplete", path=job.document.path, document_id=job.document.id)
+                    self._finish(job, "truncated", None, options)
+                    continue
+                try:
+                    parsed = job.result_model.model_validate(
+                        json.loads(result.text), context={"page_count": job.document.page_count})
+                except (ValueError, ValidationError) as exc:
+                    message = _validation_message(exc)
+                    if attempt == 1:
+                        job.prompt = build_prompt(job.document, job.template, self.tokenizer_for(job.model_ref, job.profile),
+                                                  reask_error=message)
+                        job.max_tokens = min(job.max_tokens, job.profile.max_model_len - job.prompt.tokens)
+                        retry.append(job)
+                    else:
+                        job.outcome.error = OutputValidationError(
+                            f"the model's answer is not valid after one re-ask: {message}",
+                            path=job.document.path, document_id=job.document.id)
+                        self._finish(job, "invalid", None, options)
+                    continue
+                self._finish(job, "ok", parsed.model_dump(mode="json"), options)
+            if not retry:
+                return
+            pending = retry
+
+    def _account(self, job: _Job, result: GenerationResult) -> None:
+        usage = job.outcome.usage
+        usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + result.prompt_tokens
+        usage["cached_tokens"] = usage.get("cached_tokens", 0) + result.cached_tokens
+        usage["completion_tokens"] = usage.get("completion_tokens", 0) + result.completion_tokens
+        if result.ttft_s is not None and "ttft_s" not in job.outcome.timings:
+            job.outcome.timings["ttft_s"] = round(result.ttft_s, 4)
+        if result.decode_tokens_per_s is not None:
+            job.outcome.timings["decode_tok_s"] = round(result.decode_tokens_per_s, 2)
+
+    def _finish(self, job: _Job, status: str, result: dict[str, Any] | None, options: ExtractOptions) -> None:
+        outcome = job.outcome
+        outcome.status = status
+        if self.engine_start_s is not None:
+            outcome.timings["engine_start_s"] = round(self.engine_start_s, 3)
+        outcome.timings["total_s"] = round(time.perf_counter() - job.started, 4)
+        fields = ground(job.document, result) if result is not None else []
+        outcome.fields = fields
+        outcome.result = annotate(result, fields) if result is not None else None
+        doc = job.document
+        run = RunRow(
+            document_sha256=doc.sha256,
+            template=job.template.name,
+            template_version=job.template.version,
+            template_sha256=job.template.sha256,
+            schema_hash=schema_hash(job.result_model),
+            profile=job.profile.name,
+            model=job.model_name,
+            sampling_json=json.dumps({"temperature": 0.0, "seed": options.seed, "max_tokens": job.max_tokens,
+                                      "structured_output": "json_schema"}),
+            status=status,
+            error=str(outcome.error) if outcome.error else None,
+            attempts=job.attempts,
+            prompt_tokens=outcome.usage.get("prompt_tokens"),
+            cached_tokens=outcome.usage.get("cached_tokens"),
+            completion_tokens=outcome.usage.get("completion_tokens"),
+            ttft_s=outcome.timings.get("ttft_s"),
+            total_s=outcome.timings.get("total_s"),
+            timings_json=json.dumps(outcome.timings),
+            result_json=json.dumps(outcome.result) if outcome.result is not None else None,
+            raw_output=job.raw,
+            docanalyst_version=__version__,
+        )
+        doc_row = DocumentRow(sha256=doc.sha256, path=doc.path, title=doc.title, pages=doc.page_count,
+                              chars=doc.char_count, tokens=outcome.budget.document_tokens if outcome.budget else None)
+        rows = [FieldRow(run_id=0, path=f.path, value=f.value, quote=f.quote, page=f.page, quote_found=f.quote_found,
+                         quote_status=f.status, found_page=f.found_page) for f in fields]
+        outcome.run_id = self.store.save_run(doc_row, run, rows)
+
+    def _fill_from_run(self, outcome: Outcome, run: RunRow) -> None:
+        outcome.status = "cached"
+        outcome.run_id = run.id
+        outcome.result = run.result
+        outcome.usage = {"prompt_tokens": run.prompt_tokens or 0, "cached_tokens": run.cached_tokens or 0,
+                         "completion_tokens": run.completion_tokens or 0}
+        outcome.timings = run.timings
+        outcome.notes.append(f"reused run {run.id} (same document, template, schema, profile and model; --force recomputes)")
+        loaded = self.store.get_run(run.id) if run.id is not None else None
+        if loaded:
+            outcome.fields = [GroundedField(f.path, f.value, f.quote, f.page, f.quote_status,  # type: ignore[arg-type]
+                                            f.found_page) for f in loaded[2]]
+
+
+def _validation_message(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:3]]
+        more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+        return "; ".join(parts) + more
+    return f"not valid JSON ({exc})"
+
+
+def _hub_cached_folder(model_id: str) -> Path | None:
+    """A Hugging Face id already in the local hub cache (never downloads)."""
+    if "/" not in model_id or Path(model_id).exists():
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(model_id, "tokenizer.json")
+    except Exception:
+        return None
+    return Path(found).parent if isinstance(found, str) else None

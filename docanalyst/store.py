@@ -1,0 +1,184 @@
+"""SQLite storage through SQLModel; the schema is owned by Alembic migrations (never ``create_all``).
+
+A run is written in one transaction together with its field rows, so a crash leaves either the whole
+run or nothing. Runs are looked up by (document, template version, schema hash, profile, model) so the
+same question is not recomputed unless asked to.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, event
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+
+from docanalyst.errors import StoreError
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DocumentRow(SQLModel, table=True):
+    __tablename__ = "documents"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    path: str
+    title: str | None = None
+    pages: int
+    chars: int
+    tokens: int | None = None
+    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class RunRow(SQLModel, table=True):
+    __tablename__ = "runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    document_sha256: str = Field(foreign_key="documents.sha256", index=True)
+    template: str
+    template_version: int
+    template_sha256: str
+    schema_hash: str
+    profile: str
+    model: str
+    sampling_json: str
+    status: str = Field(index=True)  # ok | invalid | truncated | failed
+    error: str | None = None
+    attempts: int = 1
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None
+    completion_tokens: int | None = None
+    ttft_s: float | None = None
+    total_s: float | None = None
+    timings_json: str = "{}"
+    result_json: str | None = None
+    raw_output: str | None = None
+    docanalyst_version: str
+    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+    @property
+    def result(self) -> dict[str, Any] | None:
+        return json.loads(self.result_json) if self.result_json else None
+
+    @property
+    def timings(self) -> dict[str, Any]:
+        return dict(json.loads(self.timings_json or "{}"))
+
+
+class FieldRow(SQLModel, table=True):
+    __tablename__ = "fields"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    path: str
+    value: str | None = None
+    quote: str | None = None
+    page: int | None = None
+    quote_found: bool = False
+    quote_status: str
+    found_page: int | None = None
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.close()
+
+
+def migrate(db_url: str) -> None:
+    """Bring the database to the newest schema (idempotent)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", db_url)
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, "head")
+
+
+class Store:
+    def __init__(self, db_url: str) -> None:
+        self.db_url = db_url
+        if db_url.startswith("sqlite:///"):
+            Path(db_url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            migrate(db_url)
+            self.engine = create_engine(db_url)
+        except Exception as exc:
+            raise StoreError(f"cannot open the database {db_url}: {exc}") from exc
+        if db_url.startswith("sqlite"):
+            _sqlite_pragmas(self.engine)
+
+    def find_cached(
+        self, sha256: str, template: str, template_version: int, schema_hash: str, profile: str, model: str
+    ) -> RunRow | None:
+        with Session(self.engine) as session:
+            stmt = (
+                select(RunRow)
+                .where(
+                    RunRow.document_sha256 == sha256,
+                    RunRow.template == template,
+                    RunRow.template_version == template_version,
+                    RunRow.schema_hash == schema_hash,
+                    RunRow.profile == profile,
+                    RunRow.model == model,
+                    RunRow.status == "ok",
+                )
+                .order_by(col(RunRow.id).desc())
+            )
+            return session.exec(stmt).first()
+
+    def save_run(self, document: DocumentRow, run: RunRow, fields: Sequence[FieldRow]) -> int:
+        """Document upsert + run + field rows in one transaction; returns the run id."""
+        try:
+            return self._save_run(document, run, fields)
+        except Exception as exc:  # the transaction rolled back: nothing half-written
+            raise StoreError(f"could not store the run: {str(exc).splitlines()[0]}", path=document.path,
+                             document_id=document.sha256[:12]) from exc
+
+    def _save_run(self, document: DocumentRow, run: RunRow, fields: Sequence[FieldRow]) -> int:
+        with Session(self.engine) as session, session.begin():
+            existing = session.get(DocumentRow, document.sha256)
+            if existing is None:
+                session.add(document)
+            else:
+                existing.path = document.path
+                existing.tokens = document.tokens or existing.tokens
+            session.add(run)
+            session.flush()
+            assert run.id is not None
+            for row in fields:
+                row.run_id = run.id
+                session.add(row)
+            run_id = run.id
+        return run_id
+
+    def get_run(self, run_id: int) -> tuple[RunRow, DocumentRow, list[FieldRow]] | None:
+        with Session(self.engine) as session:
+            run = session.get(RunRow, run_id)
+            if run is None:
+                return None
+            doc = session.get(DocumentRow, run.document_sha256)
+            assert doc is not None
+            fields = list(session.exec(select(FieldRow).where(FieldRow.run_id == run_id).order_by(col(FieldRow.id))))
+            return run, doc, fields
+
+    def list_runs(self, limit: int = 50) -> list[tuple[RunRow, DocumentRow]]:
+        with Session(self.engine) as session:
+            stmt = (
+                select(RunRow, DocumentRow)
+                .join(DocumentRow, col(DocumentRow.sha256) == col(RunRow.document_sha256))
+                .order_by(col(RunRow.id).desc())
+                .limit(limit)
+            )
+            return [(r, d) for r, d in session.exec(stmt)]
