@@ -67,6 +67,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output o
 TemplateOpt = Annotated[Template, typer.Option("--template", "-t", help="What to extract.")]
 
 
+# Tests point this at a session-wide engine so the CLI is exercised without a second engine start.
+ENGINE_FACTORY: Any = None
+
+
 def settings(db: str | None = None) -> Settings:
     return Settings.from_env().with_db(db)
 
@@ -93,7 +97,7 @@ def extract(
     """Extract validated, page-cited fields from whole PDFs and store the runs."""
     from docanalyst.pipeline import Analyzer, ExtractOptions
 
-    analyzer = Analyzer(settings(db))
+    analyzer = Analyzer(settings(db), engine_factory=ENGINE_FACTORY)
     options = ExtractOptions(template=template.value, profile=profile, model_path=model, password=password,
                              allow_yarn=allow_yarn, force=force)
     try:

@@ -27,6 +27,7 @@ class GenerationRequest:
     top_p: float = 1.0
     top_k: int = 0
     seed: int = 0
+    repetition_penalty: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ class VllmEngine:
             top_p=request.top_p,
             top_k=request.top_k if request.top_k > 0 else -1,
             seed=request.seed,
+            repetition_penalty=request.repetition_penalty,
             **extra,
         )
 

@@ -59,6 +59,15 @@ def open_pdf(path: Path, password: str | None = None) -> pymupdf.Document:
     return doc
 
 
+def _markdown(table: pymupdf.table.Table) -> str:
+    """Markdown of a table. When PyMuPDF takes an 'external' header (text above the table, which is
+    already in the page text), drop it and use the table's own first row as the header."""
+    lines = [line for line in table.to_markdown(clean=False).splitlines() if line.strip()]
+    if getattr(table.header, "external", False) and len(lines) > 3:
+        lines = [lines[2], lines[1], *lines[3:]]
+    return "\n".join(lines)
+
+
 def _page_text(page: pymupdf.Page, tables: bool) -> tuple[str, int]:
     """Plain text in reading order, with detected tables replaced by Markdown tables."""
     if not tables or sum(len(d["items"]) for d in page.get_cdrawings()) < _MIN_DRAWING_ITEMS:
@@ -79,10 +88,10 @@ def _page_text(page: pymupdf.Page, tables: bool) -> tuple[str, int]:
             pieces.append(text)
         elif inside not in placed:
             placed.add(inside)
-            pieces.append("\n" + found[inside].to_markdown(clean=False) + "\n")
+            pieces.append("\n" + _markdown(found[inside]) + "\n")
     for i, table in enumerate(found):
         if i not in placed:
-            pieces.append("\n" + table.to_markdown(clean=False) + "\n")
+            pieces.append("\n" + _markdown(table) + "\n")
     return "\n".join(pieces), len(found)
 
 

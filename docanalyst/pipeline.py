@@ -305,7 +305,8 @@ class Analyzer:
         for attempt in (1, 2):
             for job in pending:
                 say(job.outcome.path, "generating" if attempt == 1 else "re-asking")
-            requests = [GenerationRequest(job.prompt.token_ids, job.max_tokens, job.schema, seed=options.seed)
+            requests = [GenerationRequest(job.prompt.token_ids, job.max_tokens, job.schema, seed=options.seed,
+                                          repetition_penalty=job.profile.repetition_penalty)
                         for job in pending]
             t0 = time.perf_counter()
             try:
@@ -378,6 +379,7 @@ class Analyzer:
             profile=job.profile.name,
             model=job.model_name,
             sampling_json=json.dumps({"temperature": 0.0, "seed": options.seed, "max_tokens": job.max_tokens,
+                                      "repetition_penalty": job.profile.repetition_penalty,
                                       "structured_output": "json_schema"}),
             status=status,
             error=str(outcome.error) if outcome.error else None,

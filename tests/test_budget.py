@@ -1,0 +1,72 @@
+from dataclasses import replace
+
+import pytest
+
+from conftest import LONG_CONTRACT, SAMPLE_CONTRACT
+from docanalyst.document import PageContent, build_document
+from docanalyst.errors import BudgetError
+from docanalyst.pipeline import Analyzer, ExtractOptions
+from docanalyst.prompting import build_prompt, load_template
+from docanalyst.tokenization import model_tokenizer
+
+
+def test_sample_fits_embedded_with_exact_counts(settings) -> None:
+    analyzer = Analyzer(settings)
+    document, report, verdict = analyzer.budget(SAMPLE_CONTRACT, ExtractOptions(profile="embedded"))
+    tok = model_tokenizer(settings.models_dir / "smollm2-135m-instruct")
+    prompt = build_prompt(document, load_template("contract"), tok)
+    assert report.exact and report.counter == "smollm2-135m-instruct"
+    assert report.prompt_tokens == prompt.tokens
+    assert report.reserve_tokens == 1536 and report.window == 8192
+    assert report.needed == report.prompt_tokens + 1536
+    assert report.document_tokens == report.prompt_tokens - report.overhead_tokens
+    assert verdict == "fits"
+
+
+def test_long_contract_fails_with_the_numbers(settings) -> None:
+    analyzer = Analyzer(settings)
+    document = analyzer.load(LONG_CONTRACT, None)
+    _, report, verdict = analyzer.budget(LONG_CONTRACT, ExtractOptions(profile="embedded"))
+    assert verdict == "too-long"
+    with pytest.raises(BudgetError) as info:
+        analyzer.plan(document, ExtractOptions(profile="embedded"))
+    err = info.value
+    assert err.needed == report.needed and err.available == 8192 and err.profile == "embedded"
+    assert str(err).endswith(
+        f"too long for profile 'embedded': needs {report.needed:,} tokens ({report.prompt_tokens:,} prompt + 1,536 "
+        "reserved for the answer), window is 8,192; nothing was truncated or sent; use a profile with a longer "
+        "window (e.g. --profile qwen3-next on a GPU)"
+    )
+
+
+def _synthetic(tokens_wanted: int):
+    # ~1 cl100k token per word for this vocabulary; varied so nothing collapses.
+    words = [f"clause{i % 997} term{i % 389}" for i in range(tokens_wanted // 4)]
+    text = " ".join(words)
+    pages = [PageContent(text[i : i + 40000]) for i in range(0, len(text), 40000)]
+    return build_document(pages, path="big.pdf", sha256="3" * 64)
+
+
+def test_switch_to_yarn_only_when_allowed(settings) -> None:
+    analyzer = Analyzer(settings)
+    doc = _synthetic(300_000)
+    profile, _, _, report, _, notes = analyzer.plan(doc, ExtractOptions(profile="qwen3-next", allow_yarn=True))
+    assert profile.name == "qwen3-next-1m" and report.window == 1_010_000 and not report.exact
+    assert notes[0].startswith("document needs ") and "using 'qwen3-next-1m' (YaRN, window 1,010,000)" in notes[0]
+    with pytest.raises(BudgetError, match="it fits profile 'qwen3-next-1m' \\(YaRN\\): rerun with --allow-yarn"):
+        analyzer.plan(doc, ExtractOptions(profile="qwen3-next", allow_yarn=False))
+
+
+def test_too_long_even_for_yarn(settings) -> None:
+    doc = _synthetic(1_200_000)
+    with pytest.raises(BudgetError, match="too long for profile 'qwen3-next-1m': needs") as info:
+        Analyzer(settings).plan(doc, ExtractOptions(profile="qwen3-next"))
+    assert info.value.available == 1_010_000 and info.value.needed > 1_010_000
+
+
+def test_default_profile_follows_the_gpu(settings) -> None:
+    from docanalyst.profiles import default_profile_name
+
+    assert default_profile_name("qwen3-next-tiny") == "qwen3-next-tiny"
+    assert default_profile_name(None) in ("embedded", "qwen3-next")
+    assert replace(settings, profile="embedded").profile == "embedded"

@@ -1,0 +1,78 @@
+"""Control flow of the pipeline with a scripted engine: re-ask, truncation, storage, cache reuse."""
+
+import json
+
+from conftest import SAMPLE_CONTRACT
+from docanalyst.pipeline import Analyzer, ExtractOptions
+from fakes import ScriptedEngine
+
+GOOD = json.dumps({"governing_law": {"value": "New York", "quote": "the laws of the State of New York", "page": 2},
+                   "parties": [{"value": "Northwind Analytics Ltd.", "role": "Supplier",
+                                "quote": "Northwind Analytics Ltd.", "page": 1}]})
+BAD_PAGE = json.dumps({"governing_law": {"value": "New York", "quote": "New York", "page": 3}})
+
+
+def analyzer_with(settings, answers):
+    engines = []
+
+    def factory(profile, model_ref):
+        engines.append(ScriptedEngine(profile, answers))
+        return engines[-1]
+
+    return Analyzer(settings, engine_factory=factory), engines
+
+
+def test_invalid_answer_is_reasked_once_then_stored_grounded(settings) -> None:
+    analyzer, engines = analyzer_with(settings, [(BAD_PAGE, "stop"), (GOOD, "stop")])
+    [outcome] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded"))
+    assert outcome.status == "ok" and outcome.error is None
+    first, second = engines[0].requests
+    assert first.temperature == 0.0 and first.seed == 0 and first.repetition_penalty == 1.1
+    assert first.json_schema["$defs"]["Cited"]["properties"]["page"]["anyOf"][0]["maximum"] == 2  # type: ignore[index]
+    # The re-ask shares the document prefix and carries the validation error.
+    assert second.prompt_token_ids[: len(first.prompt_token_ids) - 200] == first.prompt_token_ids[: len(first.prompt_token_ids) - 200]
+    assert len(second.prompt_token_ids) > len(first.prompt_token_ids)
+    law = outcome.result["governing_law"]  # type: ignore[index]
+    assert law["quote_status"] == "found" and law["page"] == 2
+    assert outcome.usage["completion_tokens"] == 14
+    run, doc, fields = analyzer.store.get_run(outcome.run_id)  # type: ignore[arg-type,misc]
+    assert run.status == "ok" and run.attempts == 2 and run.template == "contract" and run.template_version == 1
+    assert run.profile == "embedded" and run.model == "smollm2-135m-instruct"
+    assert json.loads(run.sampling_json)["temperature"] == 0.0
+    assert {f.path: f.quote_status for f in fields}["parties[0]"] == "found"
+
+
+def test_still_invalid_after_reask_is_flagged_not_lost(settings) -> None:
+    analyzer, _ = analyzer_with(settings, [(BAD_PAGE, "stop"), ("{not json", "stop")])
+    [outcome] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded"))
+    assert outcome.status == "invalid"
+    assert str(outcome.error).endswith("the model's answer is not valid after one re-ask: not valid JSON "
+                                       "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))")
+    run, _, fields = analyzer.store.get_run(outcome.run_id)  # type: ignore[arg-type,misc]
+    assert run.status == "invalid" and run.result_json is None and run.raw_output == "{not json" and fields == []
+
+
+def test_length_is_its_own_error_without_reask(settings) -> None:
+    analyzer, engines = analyzer_with(settings, [('{"parties": [{"value": "aaaa', "length")])
+    [outcome] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded"))
+    assert outcome.status == "truncated" and len(engines[0].requests) == 1
+    assert "cut off at max_tokens=1536 (finish_reason=length)" in str(outcome.error)
+
+
+def test_same_question_is_served_from_the_store_unless_forced(settings) -> None:
+    analyzer, engines = analyzer_with(settings, [(GOOD, "stop"), (GOOD, "stop")])
+    [first] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded"))
+    [again] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded"))
+    assert again.status == "cached" and again.run_id == first.run_id and again.result == first.result
+    assert len(engines[0].requests) == 1
+    [forced] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded", force=True))
+    assert forced.status == "ok" and forced.run_id == first.run_id + 1  # type: ignore[operator]
+
+
+def test_one_bad_file_does_not_sink_the_batch(settings, tmp_path) -> None:
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4 garbage")
+    analyzer, engines = analyzer_with(settings, [(GOOD, "stop")])
+    bad, good = analyzer.extract([broken, SAMPLE_CONTRACT], ExtractOptions(profile="embedded"))
+    assert bad.status == "error" and str(bad.error).endswith("cannot open: not a PDF, or damaged beyond repair")
+    assert good.status == "ok" and len(engines) == 1
