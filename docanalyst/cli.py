@@ -42,7 +42,8 @@ def out() -> Console:
 
 
 def err() -> Console:
-    return Console(file=sys.stderr)
+    """Progress and messages; soft_wrap so an error stays one line however long its path."""
+    return Console(file=sys.stderr, soft_wrap=True)
 
 
 class Template(str, Enum):

@@ -14,14 +14,19 @@ PAGE_HEADER = "[Page {number}]\n"
 PAGE_SEPARATOR = "\n\n"
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_TRAILING_WS = re.compile(r"[ \t]+\n")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 
 
+def safe_text(text: str) -> str:
+    """Valid Unicode only: broken fonts can yield lone surrogates, which no UTF-8 output can carry."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def clean_page_text(text: str) -> str:
-    """Light normalisation that keeps words and line structure: no control bytes, no runs of blank lines."""
+    """Light normalisation that keeps words, spacing and line structure: no control bytes, no runs of blank
+    lines. (Grounding normalises whitespace itself, so nothing here needs to.)"""
+    text = safe_text(text)
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _TRAILING_WS.sub("\n", text)
     text = _MANY_NEWLINES.sub("\n\n", text)
     return text.strip()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pymupdf
 
-from docanalyst.document import Document, PageContent, build_document
+from docanalyst.document import Document, PageContent, build_document, safe_text
 from docanalyst.errors import (
     DamagedPdfError,
     EmptyDocumentError,
@@ -126,7 +126,7 @@ def load_pdf(path: str | Path, password: str | None = None, *, tables: bool = Tr
             title=(meta.get("title") or "").strip() or None,
             author=(meta.get("author") or "").strip() or None,
             encrypted=bool(doc.is_encrypted or meta.get("encryption")),
-            warnings=[f"MuPDF: {w}" for w in warnings],
+            warnings=[safe_text(f"MuPDF: {w}") for w in warnings],
         )
     finally:
         doc.close()

@@ -22,4 +22,4 @@ def test_pages_without_text_layer_are_reported() -> None:
 
 
 def test_clean_page_text_keeps_lines() -> None:
-    assert clean_page_text("a \r\nb\t\n\n\n\nc") == "a\nb\n\nc"
+    assert clean_page_text("a \r\nb\t\n\n\n\nc\x07 ") == "a \nb\t\n\nc"

