@@ -43,8 +43,12 @@ class BudgetReport:
         return self.needed <= self.window
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "needed": self.needed, "fits": self.fits,
-                "available_for_document": self.available_for_document}
+        return {
+            **asdict(self),
+            "needed": self.needed,
+            "fits": self.fits,
+            "available_for_document": self.available_for_document,
+        }
 
 
 def reserve_for(template: PromptTemplate, profile: EngineProfile) -> int:
@@ -86,5 +90,11 @@ def over_budget_error(report: BudgetReport, *, path: str, document_id: str, hint
     )
     if hint:
         message += f"; {hint}"
-    return BudgetError(message, needed=report.needed, available=report.window, profile=report.profile,
-                       path=path, document_id=document_id)
+    return BudgetError(
+        message,
+        needed=report.needed,
+        available=report.window,
+        profile=report.profile,
+        path=path,
+        document_id=document_id,
+    )

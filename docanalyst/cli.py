@@ -12,10 +12,10 @@ import io
 import json
 import os
 import sys
-from enum import Enum
-from pathlib import Path
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -36,6 +36,7 @@ app = typer.Typer(
 models_app = typer.Typer(help="Install and list local models.", no_args_is_help=False, invoke_without_command=True)
 app.add_typer(models_app, name="models")
 
+
 def out() -> Console:
     """Console for results (stdout); progress and errors go to ``err()``."""
     return Console(file=sys.stdout, soft_wrap=True, width=None if sys.stdout.isatty() else 140)
@@ -46,20 +47,26 @@ def err() -> Console:
     return Console(file=sys.stderr, soft_wrap=True)
 
 
-class Template(str, Enum):
+class Template(StrEnum):
     contract = "contract"
     paper = "paper"
     generic = "generic"
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     json = "json"
     jsonl = "jsonl"
     csv = "csv"
 
 
-ProfileOpt = Annotated[str | None, typer.Option("--profile", "-p", help="Engine profile (see `docanalyst models list`). "
-                                                 "Default: embedded without a GPU, qwen3-next with one.")]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        "-p",
+        help="Engine profile (see `docanalyst models list`). Default: embedded without a GPU, qwen3-next with one.",
+    ),
+]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="A local Hugging Face model folder to use instead.")]
 PasswordOpt = Annotated[str | None, typer.Option("--password", help="Password of an encrypted PDF.")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: sqlite in DOCANALYST_HOME).")]
@@ -88,8 +95,12 @@ def extract(
     profile: ProfileOpt = None,
     model: ModelOpt = None,
     password: PasswordOpt = None,
-    allow_yarn: Annotated[bool, typer.Option("--allow-yarn/--no-allow-yarn",
-                                             help="Switch to the 1M-token YaRN profile when a document needs it.")] = True,
+    allow_yarn: Annotated[
+        bool,
+        typer.Option(
+            "--allow-yarn/--no-allow-yarn", help="Switch to the 1M-token YaRN profile when a document needs it."
+        ),
+    ] = True,
     as_json: JsonOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Recompute even if this exact run is stored.")] = False,
     db: DbOpt = None,
@@ -99,8 +110,14 @@ def extract(
     from docanalyst.pipeline import Analyzer, ExtractOptions
 
     analyzer = Analyzer(settings(db), engine_factory=ENGINE_FACTORY)
-    options = ExtractOptions(template=template.value, profile=profile, model_path=model, password=password,
-                             allow_yarn=allow_yarn, force=force)
+    options = ExtractOptions(
+        template=template.value,
+        profile=profile,
+        model_path=model,
+        password=password,
+        allow_yarn=allow_yarn,
+        force=force,
+    )
     try:
         with stdout_to_stderr(), err().status("starting…") as status:
             outcomes = analyzer.extract(files, options, progress=lambda p, s: status.update(f"{Path(p).name}: {s}"))
@@ -139,19 +156,26 @@ def _print_outcome(outcome: Any) -> None:
     if outcome.result is None:
         console.print(f"  status: [red]{outcome.status}[/red]")
         return
-    console.print(_fields_table(outcome.fields, title=f"{outcome.template.label if outcome.template else ''} "
-                                f"— run {outcome.run_id} — {outcome.status}"))
+    console.print(
+        _fields_table(
+            outcome.fields,
+            title=f"{outcome.template.label if outcome.template else ''} — run {outcome.run_id} — {outcome.status}",
+        )
+    )
     usage, timings = outcome.usage, outcome.timings
     console.print(
         f"  tokens: prompt {usage.get('prompt_tokens', 0):,}, cached {usage.get('cached_tokens', 0):,}, "
-        f"output {usage.get('completion_tokens', 0):,}; "
-        + ", ".join(f"{k} {v}" for k, v in timings.items()),
+        f"output {usage.get('completion_tokens', 0):,}; " + ", ".join(f"{k} {v}" for k, v in timings.items()),
         highlight=False,
     )
 
 
-_STATUS_MARK = {"found": "[green]✓ on page[/green]", "other_page": "[yellow]✓ other page[/yellow]",
-                "not_found": "[red]✗ not found[/red]", "no_quote": "[dim]–[/dim]"}
+_STATUS_MARK = {
+    "found": "[green]✓ on page[/green]",
+    "other_page": "[yellow]✓ other page[/yellow]",
+    "not_found": "[red]✗ not found[/red]",
+    "no_quote": "[dim]–[/dim]",
+}
 
 
 def _fields_table(fields: list[Any], title: str = "") -> Table:
@@ -162,12 +186,17 @@ def _fields_table(fields: list[Any], title: str = "") -> Table:
     table.add_column("quote", overflow="fold", max_width=60)
     table.add_column("evidence")
     for f in fields:
-        status = getattr(f, "status", None) or getattr(f, "quote_status", "no_quote")
+        status = str(getattr(f, "status", None) or getattr(f, "quote_status", "no_quote"))
         mark = _STATUS_MARK.get(status, status)
         if status == "other_page" and f.found_page:
             mark += f" ({f.found_page})"
-        table.add_row(f.path, f.value if f.value is not None else "[dim]null[/dim]",
-                      str(f.page) if f.page else "", f.quote or "", mark)
+        table.add_row(
+            f.path,
+            f.value if f.value is not None else "[dim]null[/dim]",
+            str(f.page) if f.page else "",
+            f.quote or "",
+            mark,
+        )
     return table
 
 
@@ -186,10 +215,17 @@ def tokens(
 
     analyzer = Analyzer(settings())
     document, report, verdict = analyzer.budget(
-        file, ExtractOptions(template=template.value, profile=profile, model_path=model, password=password))
-    data = {"path": str(file), "pages": document.page_count, "chars": document.char_count,
-            "pages_without_text": document.pages_without_text, "warnings": list(document.warnings),
-            **report.as_dict(), "verdict": verdict}
+        file, ExtractOptions(template=template.value, profile=profile, model_path=model, password=password)
+    )
+    data = {
+        "path": str(file),
+        "pages": document.page_count,
+        "chars": document.char_count,
+        "pages_without_text": document.pages_without_text,
+        "warnings": list(document.warnings),
+        **report.as_dict(),
+        "verdict": verdict,
+    }
     if as_json:
         _emit_json(data)
         return
@@ -224,9 +260,16 @@ def list_runs(
     for col in ("run", "when (UTC)", "document", "pages", "template", "profile", "model", "status"):
         table.add_column(col)
     for run, doc in rows:
-        table.add_row(str(run.id), run.created_at.strftime("%Y-%m-%d %H:%M"), Path(doc.path).name, str(doc.pages),
-                      f"{run.template}@v{run.template_version}", run.profile, run.model,
-                      run.status if run.status == "ok" else f"[red]{run.status}[/red]")
+        table.add_row(
+            str(run.id),
+            run.created_at.strftime("%Y-%m-%d %H:%M"),
+            Path(doc.path).name,
+            str(doc.pages),
+            f"{run.template}@v{run.template_version}",
+            run.profile,
+            run.model,
+            run.status if run.status == "ok" else f"[red]{run.status}[/red]",
+        )
     out().print(table)
 
 
@@ -235,18 +278,38 @@ def _run_json(run: Any, doc: Any, fields: list[Any] | None) -> dict[str, Any]:
         "run_id": run.id,
         "created_at": run.created_at.isoformat(),
         "document": {"sha256": doc.sha256, "path": doc.path, "pages": doc.pages, "tokens": doc.tokens},
-        "template": run.template, "template_version": run.template_version, "template_sha256": run.template_sha256,
-        "schema_hash": run.schema_hash, "profile": run.profile, "model": run.model,
-        "sampling": json.loads(run.sampling_json), "status": run.status, "error": run.error,
-        "attempts": run.attempts, "result": run.result,
-        "usage": {"prompt_tokens": run.prompt_tokens, "cached_tokens": run.cached_tokens,
-                  "completion_tokens": run.completion_tokens},
-        "timings": run.timings, "docanalyst_version": run.docanalyst_version,
+        "template": run.template,
+        "template_version": run.template_version,
+        "template_sha256": run.template_sha256,
+        "schema_hash": run.schema_hash,
+        "profile": run.profile,
+        "model": run.model,
+        "sampling": json.loads(run.sampling_json),
+        "status": run.status,
+        "error": run.error,
+        "attempts": run.attempts,
+        "result": run.result,
+        "usage": {
+            "prompt_tokens": run.prompt_tokens,
+            "cached_tokens": run.cached_tokens,
+            "completion_tokens": run.completion_tokens,
+        },
+        "timings": run.timings,
+        "docanalyst_version": run.docanalyst_version,
     }
     if fields is not None:
-        data["fields"] = [{"path": f.path, "value": f.value, "quote": f.quote, "page": f.page,
-                           "quote_found": f.quote_found, "quote_status": f.quote_status, "found_page": f.found_page}
-                          for f in fields]
+        data["fields"] = [
+            {
+                "path": f.path,
+                "value": f.value,
+                "quote": f.quote,
+                "page": f.page,
+                "quote_found": f.quote_found,
+                "quote_status": f.quote_status,
+                "found_page": f.found_page,
+            }
+            for f in fields
+        ]
     return data
 
 
@@ -269,12 +332,17 @@ def show(
         return
     console = out()
     console.print(f"[bold]run {run.id}[/bold]  {doc.path}  ({doc.pages} pages, {doc.tokens or '?'} tokens)")
-    console.print(f"  {run.template}@v{run.template_version} (schema {run.schema_hash}), profile {run.profile}, "
-                  f"model {run.model}, status {run.status}, attempts {run.attempts}", highlight=False)
+    console.print(
+        f"  {run.template}@v{run.template_version} (schema {run.schema_hash}), profile {run.profile}, "
+        f"model {run.model}, status {run.status}, attempts {run.attempts}",
+        highlight=False,
+    )
     if run.error:
         console.print(f"  [red]error:[/red] {run.error}", highlight=False)
-    console.print(f"  tokens: prompt {run.prompt_tokens}, cached {run.cached_tokens}, output {run.completion_tokens}",
-                  highlight=False)
+    console.print(
+        f"  tokens: prompt {run.prompt_tokens}, cached {run.cached_tokens}, output {run.completion_tokens}",
+        highlight=False,
+    )
     if fields:
         found_n = sum(1 for f in fields if f.quote_found)
         quoted = sum(1 for f in fields if f.quote)
@@ -283,8 +351,10 @@ def show(
 
 @app.command()
 def export(
-    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="json, jsonl (one run per line) or csv "
-                                                                   "(one row per extracted field).")] = ExportFormat.json,
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option("--format", "-f", help="json, jsonl (one run per line) or csv (one row per extracted field)."),
+    ] = ExportFormat.json,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
     run_ids: Annotated[list[int] | None, typer.Argument(help="Runs to export (default: all).")] = None,
     db: DbOpt = None,
@@ -294,7 +364,7 @@ def export(
     from docanalyst.store import Store
 
     store = Store(settings(db).db_url)
-    ids = run_ids or [run.id for run, _ in store.list_runs(limit=1_000_000)]
+    ids = run_ids or [run.id for run, _ in store.list_runs(limit=1_000_000) if run.id is not None]
     records = []
     for rid in ids:
         found = store.get_run(int(rid)) if rid is not None else None
@@ -310,13 +380,44 @@ def export(
             buffer.write(json.dumps(record, ensure_ascii=False) + "\n")
     else:
         writer = csv.writer(buffer)
-        writer.writerow(["run_id", "document", "sha256", "template", "profile", "model", "status", "field", "value",
-                         "quote", "page", "quote_found", "quote_status", "found_page"])
+        writer.writerow(
+            [
+                "run_id",
+                "document",
+                "sha256",
+                "template",
+                "profile",
+                "model",
+                "status",
+                "field",
+                "value",
+                "quote",
+                "page",
+                "quote_found",
+                "quote_status",
+                "found_page",
+            ]
+        )
         for r in records:
             for f in r["fields"]:
-                writer.writerow([r["run_id"], r["document"]["path"], r["document"]["sha256"], r["template"],
-                                 r["profile"], r["model"], r["status"], f["path"], f["value"], f["quote"], f["page"],
-                                 f["quote_found"], f["quote_status"], f["found_page"]])
+                writer.writerow(
+                    [
+                        r["run_id"],
+                        r["document"]["path"],
+                        r["document"]["sha256"],
+                        r["template"],
+                        r["profile"],
+                        r["model"],
+                        r["status"],
+                        f["path"],
+                        f["value"],
+                        f["quote"],
+                        f["page"],
+                        f["quote_found"],
+                        f["quote_status"],
+                        f["found_page"],
+                    ]
+                )
     if output:
         output.write_text(buffer.getvalue(), encoding="utf-8")
         err().print(f"wrote {len(records)} run(s) to {output}")
@@ -357,11 +458,26 @@ def models_list(as_json: JsonOpt = False) -> None:
     installed = list_installed(s.models_dir)
     default = default_profile_name(s.profile)
     if as_json:
-        _emit_json({"models_dir": str(s.models_dir), "default_profile": default,
-                    "models": [{"name": m.name, "path": str(m.path), "complete": m.complete, "size_mb": m.size_mb}
-                               for m in installed],
-                    "profiles": [{"name": p.name, "model": p.model, "window": p.max_model_len, "device": p.device,
-                                  "description": p.description} for p in PROFILES.values()]})
+        _emit_json(
+            {
+                "models_dir": str(s.models_dir),
+                "default_profile": default,
+                "models": [
+                    {"name": m.name, "path": str(m.path), "complete": m.complete, "size_mb": m.size_mb}
+                    for m in installed
+                ],
+                "profiles": [
+                    {
+                        "name": p.name,
+                        "model": p.model,
+                        "window": p.max_model_len,
+                        "device": p.device,
+                        "description": p.description,
+                    }
+                    for p in PROFILES.values()
+                ],
+            }
+        )
         return
     console = out()
     table = Table(title=f"models in {s.models_dir}")

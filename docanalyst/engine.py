@@ -7,6 +7,7 @@ count is what the engine sees and the raw-vLLM benchmark can send the very same 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -124,7 +125,7 @@ class VllmEngine:
         try:
             from vllm import LLM
 
-            self._llm = LLM(**kwargs)
+            self._llm: Any = LLM(**kwargs)
         except Exception as exc:  # vLLM raises many types; one plain line for the user
             raise EngineError(f"could not start the engine for profile '{profile.name}': {_first_line(exc)}") from exc
         cache = self._llm.llm_engine.vllm_config.cache_config
@@ -178,10 +179,8 @@ class VllmEngine:
         llm = getattr(self, "_llm", None)
         if llm is None:
             return
-        try:
+        with contextlib.suppress(Exception):  # best effort: the process may be exiting anyway
             llm.llm_engine.engine_core.shutdown()
-        except Exception:  # best effort: the process is exiting anyway
-            pass
         self._llm = None
 
 

@@ -94,9 +94,7 @@ def install_tiny_qwen(models_dir: Path, embedded: Path, *, force: bool = False) 
     if is_complete(target) and not force:
         return target
     target.mkdir(parents=True, exist_ok=True)
-    (target / "config.json").write_text(
-        json.dumps(engine_config("qwen3-next-tiny"), indent=2), encoding="utf-8"
-    )
+    (target / "config.json").write_text(json.dumps(engine_config("qwen3-next-tiny"), indent=2), encoding="utf-8")
     for name in TOKENIZER_FILES:
         if (embedded / name).exists():
             shutil.copy2(embedded / name, target / name)

@@ -195,11 +195,19 @@ class Analyzer:
                 )
                 return longer, long_ref, long_name, long_report, long_prompt, notes
             if long_report.fits:
-                raise over_budget_error(report, path=document.path, document_id=document.id,
-                                        hint=f"it fits profile '{longer.name}' (YaRN): rerun with --allow-yarn")
+                raise over_budget_error(
+                    report,
+                    path=document.path,
+                    document_id=document.id,
+                    hint=f"it fits profile '{longer.name}' (YaRN): rerun with --allow-yarn",
+                )
             raise over_budget_error(long_report, path=document.path, document_id=document.id)
-        raise over_budget_error(report, path=document.path, document_id=document.id,
-                                hint="use a profile with a longer window (e.g. --profile qwen3-next on a GPU)")
+        raise over_budget_error(
+            report,
+            path=document.path,
+            document_id=document.id,
+            hint="use a profile with a longer window (e.g. --profile qwen3-next on a GPU)",
+        )
 
     def budget(self, path: str | Path, options: ExtractOptions) -> tuple[Document, BudgetReport, str]:
         """The `tokens` command: a report for the requested profile, no engine, no error when too long."""
@@ -259,7 +267,8 @@ class Analyzer:
                 if not any(p.has_text_layer and p.text for p in document.pages):
                     raise NoTextError(
                         "no text to analyse: every page is a scanned image without a text layer (OCR is not enabled)",
-                        path=path, document_id=document.id,
+                        path=path,
+                        document_id=document.id,
                     )
                 say(path, "counting tokens")
                 t0 = time.perf_counter()
@@ -270,16 +279,34 @@ class Analyzer:
                 outcome.budget, outcome.notes = report, notes
                 result_model = RESULT_MODELS[template.name]
                 if not options.force:
-                    cached = self.store.find_cached(document.sha256, template.name, template.version,
-                                                    schema_hash(result_model), profile.name, model_name)
+                    cached = self.store.find_cached(
+                        document.sha256,
+                        template.name,
+                        template.version,
+                        schema_hash(result_model),
+                        profile.name,
+                        model_name,
+                    )
                     if cached is not None:
                         self._fill_from_run(outcome, cached)
                         say(path, "cached")
                         continue
                 max_tokens = min(reserve_for(template, profile), profile.max_model_len - prompt.tokens)
-                jobs.append(_Job(outcome, document, template, profile, model_ref, model_name, prompt,
-                                 json_schema_for(result_model, document.page_count), result_model,
-                                 max_tokens, started))
+                jobs.append(
+                    _Job(
+                        outcome,
+                        document,
+                        template,
+                        profile,
+                        model_ref,
+                        model_name,
+                        prompt,
+                        json_schema_for(result_model, document.page_count),
+                        result_model,
+                        max_tokens,
+                        started,
+                    )
+                )
             except DocanalystError as exc:
                 outcome.error = exc
                 say(path, "error")
@@ -305,9 +332,16 @@ class Analyzer:
         for attempt in (1, 2):
             for job in pending:
                 say(job.outcome.path, "generating" if attempt == 1 else "re-asking")
-            requests = [GenerationRequest(job.prompt.token_ids, job.max_tokens, job.schema, seed=options.seed,
-                                          repetition_penalty=job.profile.repetition_penalty)
-                        for job in pending]
+            requests = [
+                GenerationRequest(
+                    job.prompt.token_ids,
+                    job.max_tokens,
+                    job.schema,
+                    seed=options.seed,
+                    repetition_penalty=job.profile.repetition_penalty,
+                )
+                for job in pending
+            ]
             t0 = time.perf_counter()
             try:
                 results = engine.generate(requests)
@@ -326,23 +360,33 @@ class Analyzer:
                 if result.finish_reason == "length":
                     job.outcome.error = OutputTruncatedError(
                         f"the model's answer was cut off at max_tokens={job.max_tokens} (finish_reason=length); "
-                        "the JSON is incomplete", path=job.document.path, document_id=job.document.id)
+                        "the JSON is incomplete",
+                        path=job.document.path,
+                        document_id=job.document.id,
+                    )
                     self._finish(job, "truncated", None, options)
                     continue
                 try:
                     parsed = job.result_model.model_validate(
-                        json.loads(result.text), context={"page_count": job.document.page_count})
+                        json.loads(result.text), context={"page_count": job.document.page_count}
+                    )
                 except (ValueError, ValidationError) as exc:
                     message = _validation_message(exc)
                     if attempt == 1:
-                        job.prompt = build_prompt(job.document, job.template, self.tokenizer_for(job.model_ref, job.profile),
-                                                  reask_error=message)
+                        job.prompt = build_prompt(
+                            job.document,
+                            job.template,
+                            self.tokenizer_for(job.model_ref, job.profile),
+                            reask_error=message,
+                        )
                         job.max_tokens = min(job.max_tokens, job.profile.max_model_len - job.prompt.tokens)
                         retry.append(job)
                     else:
                         job.outcome.error = OutputValidationError(
                             f"the model's answer is not valid after one re-ask: {message}",
-                            path=job.document.path, document_id=job.document.id)
+                            path=job.document.path,
+                            document_id=job.document.id,
+                        )
                         self._finish(job, "invalid", None, options)
                     continue
                 self._finish(job, "ok", parsed.model_dump(mode="json"), options)
@@ -378,9 +422,15 @@ class Analyzer:
             schema_hash=schema_hash(job.result_model),
             profile=job.profile.name,
             model=job.model_name,
-            sampling_json=json.dumps({"temperature": 0.0, "seed": options.seed, "max_tokens": job.max_tokens,
-                                      "repetition_penalty": job.profile.repetition_penalty,
-                                      "structured_output": "json_schema"}),
+            sampling_json=json.dumps(
+                {
+                    "temperature": 0.0,
+                    "seed": options.seed,
+                    "max_tokens": job.max_tokens,
+                    "repetition_penalty": job.profile.repetition_penalty,
+                    "structured_output": "json_schema",
+                }
+            ),
             status=status,
             error=str(outcome.error) if outcome.error else None,
             attempts=job.attempts,
@@ -394,24 +444,55 @@ class Analyzer:
             raw_output=job.raw,
             docanalyst_version=__version__,
         )
-        doc_row = DocumentRow(sha256=doc.sha256, path=doc.path, title=doc.title, pages=doc.page_count,
-                              chars=doc.char_count, tokens=outcome.budget.document_tokens if outcome.budget else None)
-        rows = [FieldRow(run_id=0, path=f.path, value=f.value, quote=f.quote, page=f.page, quote_found=f.quote_found,
-                         quote_status=f.status, found_page=f.found_page) for f in fields]
+        doc_row = DocumentRow(
+            sha256=doc.sha256,
+            path=doc.path,
+            title=doc.title,
+            pages=doc.page_count,
+            chars=doc.char_count,
+            tokens=outcome.budget.document_tokens if outcome.budget else None,
+        )
+        rows = [
+            FieldRow(
+                run_id=0,
+                path=f.path,
+                value=f.value,
+                quote=f.quote,
+                page=f.page,
+                quote_found=f.quote_found,
+                quote_status=f.status,
+                found_page=f.found_page,
+            )
+            for f in fields
+        ]
         outcome.run_id = self.store.save_run(doc_row, run, rows)
 
     def _fill_from_run(self, outcome: Outcome, run: RunRow) -> None:
         outcome.status = "cached"
         outcome.run_id = run.id
         outcome.result = run.result
-        outcome.usage = {"prompt_tokens": run.prompt_tokens or 0, "cached_tokens": run.cached_tokens or 0,
-                         "completion_tokens": run.completion_tokens or 0}
+        outcome.usage = {
+            "prompt_tokens": run.prompt_tokens or 0,
+            "cached_tokens": run.cached_tokens or 0,
+            "completion_tokens": run.completion_tokens or 0,
+        }
         outcome.timings = run.timings
-        outcome.notes.append(f"reused run {run.id} (same document, template, schema, profile and model; --force recomputes)")
+        outcome.notes.append(
+            f"reused run {run.id} (same document, template, schema, profile and model; --force recomputes)"
+        )
         loaded = self.store.get_run(run.id) if run.id is not None else None
         if loaded:
-            outcome.fields = [GroundedField(f.path, f.value, f.quote, f.page, f.quote_status,  # type: ignore[arg-type]
-                                            f.found_page) for f in loaded[2]]
+            outcome.fields = [
+                GroundedField(
+                    f.path,
+                    f.value,
+                    f.quote,
+                    f.page,
+                    f.quote_status,  # type: ignore[arg-type]
+                    f.found_page,
+                )
+                for f in loaded[2]
+            ]
 
 
 def _validation_message(exc: Exception) -> str:

@@ -99,7 +99,9 @@ class BuiltPrompt:
 
 def document_block(document: Document, text: str | None = None) -> str:
     title = (document.title or "").replace('"', "'").replace("\n", " ")[:200]
-    return _render("document", title=title, page_count=document.page_count, text=document.text if text is None else text)
+    return _render(
+        "document", title=title, page_count=document.page_count, text=document.text if text is None else text
+    )
 
 
 def build_prompt(

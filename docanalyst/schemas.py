@@ -136,4 +136,3 @@ def iter_cited(data: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]
     elif isinstance(data, list):
         for i, value in enumerate(data):
             yield from iter_cited(value, f"{path}[{i}]")
-

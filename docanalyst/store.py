@@ -32,7 +32,7 @@ class DocumentRow(SQLModel, table=True):
     pages: int
     chars: int
     tokens: int | None = None
-    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
 
 
 class RunRow(SQLModel, table=True):
@@ -59,7 +59,7 @@ class RunRow(SQLModel, table=True):
     result_json: str | None = None
     raw_output: str | None = None
     docanalyst_version: str
-    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
 
     @property
     def result(self) -> dict[str, Any] | None:
@@ -143,8 +143,11 @@ class Store:
         try:
             return self._save_run(document, run, fields)
         except Exception as exc:  # the transaction rolled back: nothing half-written
-            raise StoreError(f"could not store the run: {str(exc).splitlines()[0]}", path=document.path,
-                             document_id=document.sha256[:12]) from exc
+            raise StoreError(
+                f"could not store the run: {str(exc).splitlines()[0]}",
+                path=document.path,
+                document_id=document.sha256[:12],
+            ) from exc
 
     def _save_run(self, document: DocumentRow, run: RunRow, fields: Sequence[FieldRow]) -> int:
         with Session(self.engine) as session, session.begin():

@@ -43,9 +43,7 @@ def _render(template: str, messages: Sequence[dict[str, str]], special: dict[str
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     env.globals["raise_exception"] = raise_exception
-    return env.from_string(template).render(
-        messages=list(messages), add_generation_prompt=True, tools=None, **special
-    )
+    return env.from_string(template).render(messages=list(messages), add_generation_prompt=True, tools=None, **special)
 
 
 @dataclass
@@ -66,7 +64,9 @@ class ModelTokenizer:
             config = json.loads((self.folder / "tokenizer_config.json").read_text("utf-8"))
         template_file = self.folder / "chat_template.jinja"
         self.chat_template: str = (
-            template_file.read_text("utf-8") if template_file.exists() else config.get("chat_template") or CHATML_TEMPLATE
+            template_file.read_text("utf-8")
+            if template_file.exists()
+            else config.get("chat_template") or CHATML_TEMPLATE
         )
         self._special = {k: config.get(k) for k in ("bos_token", "eos_token") if isinstance(config.get(k), str)}
         self.name = self.folder.name

@@ -1,6 +1,6 @@
 """Regenerate docanalyst's own sample PDFs (public domain: written for this project).
 
-    .venv/bin/python samples/make_samples.py
+.venv/bin/python samples/make_samples.py
 """
 
 from pathlib import Path
@@ -43,9 +43,19 @@ def write(path: Path, pages: list[str], title: str) -> None:
     doc = pymupdf.open()
     for html in pages:
         page = doc.new_page(width=595, height=842)
-        page.insert_htmlbox(pymupdf.Rect(56, 56, 539, 786), html, css="* {font-family: serif; font-size: 11pt;} td, th {border: 1px solid black;}")
-    doc.set_metadata({"title": title, "author": "docanalyst samples", "creationDate": "D:20250303000000",
-                      "modDate": "D:20250303000000"})
+        page.insert_htmlbox(
+            pymupdf.Rect(56, 56, 539, 786),
+            html,
+            css="* {font-family: serif; font-size: 11pt;} td, th {border: 1px solid black;}",
+        )
+    doc.set_metadata(
+        {
+            "title": title,
+            "author": "docanalyst samples",
+            "creationDate": "D:20250303000000",
+            "modDate": "D:20250303000000",
+        }
+    )
     doc.save(path, garbage=4, deflate=True, no_new_id=True)
 
 

@@ -1,8 +1,8 @@
 from dataclasses import replace
 
 import pytest
-
 from conftest import LONG_CONTRACT, SAMPLE_CONTRACT
+
 from docanalyst.document import PageContent, build_document
 from docanalyst.errors import BudgetError
 from docanalyst.pipeline import Analyzer, ExtractOptions

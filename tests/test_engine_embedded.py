@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import LONG_CONTRACT, SAMPLE_CONTRACT, UNSEEN_CONTRACT
 from typer.testing import CliRunner
 
-from conftest import LONG_CONTRACT, SAMPLE_CONTRACT, UNSEEN_CONTRACT
 from docanalyst import cli
 from docanalyst.grounding import normalize
 from docanalyst.pdf import load_pdf
@@ -43,7 +43,8 @@ def check_grounded(result: dict, document) -> int:
         if cited["quote"]:
             quotes += 1
             on_page = cited["page"] is not None and normalize(cited["quote"]) in normalize(
-                document.page(cited["page"]).text)
+                document.page(cited["page"]).text
+            )
             assert (cited["quote_status"] == "found") == on_page
             assert cited["quote_found"] == (cited["quote_status"] in ("found", "other_page"))
         else:
@@ -63,14 +64,19 @@ def test_unseen_contract_end_to_end(run_cli) -> None:
     assert result.exit_code == 0
     assert out["profile"] == "embedded" and out["model"] == "smollm2-135m-instruct" and out["template"] == "contract"
     document = load_pdf(UNSEEN_CONTRACT)
-    assert out["document"] == {"sha256": document.sha256, "path": str(UNSEEN_CONTRACT), "pages": 7,
-                               "tokens": budget["document_tokens"]}
+    assert out["document"] == {
+        "sha256": document.sha256,
+        "path": str(UNSEEN_CONTRACT),
+        "pages": 7,
+        "tokens": budget["document_tokens"],
+    }
     # The engine saw exactly the tokens we counted (one attempt) or the re-ask on top of them.
     assert out["usage"]["prompt_tokens"] >= budget["prompt_tokens"]
     assert out["timings"]["ttft_s"] > 0 and out["timings"]["engine_start_s"] >= 0
     stripped = {k: v for k, v in out["result"].items()}
-    ContractResult.model_validate(json.loads(json.dumps(stripped), object_hook=_drop_grounding),
-                                  context={"page_count": 7})
+    ContractResult.model_validate(
+        json.loads(json.dumps(stripped), object_hook=_drop_grounding), context={"page_count": 7}
+    )
     check_grounded(out["result"], document)
 
     shown = run_cli("show", str(out["run_id"]), "--json")

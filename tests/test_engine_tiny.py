@@ -21,7 +21,7 @@ pytestmark = pytest.mark.engine
 def test_window_and_yarn_are_applied(tiny_engine) -> None:
     profile = get_profile("qwen3-next-tiny")
     assert tiny_engine.max_model_len == 1_010_000 == profile.max_model_len
-    rope = getattr(tiny_engine.hf_config, "rope_parameters", None) or getattr(tiny_engine.hf_config, "rope_scaling")
+    rope = getattr(tiny_engine.hf_config, "rope_parameters", None) or tiny_engine.hf_config.rope_scaling
     assert rope["rope_type"] == "yarn" and rope["factor"] == 4.0
     assert rope["original_max_position_embeddings"] == 262_144
     assert tiny_engine.settings["enable_prefix_caching"] is True
@@ -32,8 +32,9 @@ def test_window_and_yarn_are_applied(tiny_engine) -> None:
 def test_document_prefix_is_cached_across_templates(tiny_engine, base_settings) -> None:
     tok = model_tokenizer(base_settings.models_dir / TINY_QWEN_DIR)
     words = " ".join(f"Section {i}: the supplier shall deliver item {i * 7 % 101} on time." for i in range(700))
-    document = build_document([PageContent(words[i : i + 6000]) for i in range(0, len(words), 6000)],
-                              path="tiny.pdf", sha256="4" * 64)
+    document = build_document(
+        [PageContent(words[i : i + 6000]) for i in range(0, len(words), 6000)], path="tiny.pdf", sha256="4" * 64
+    )
     prompts = [build_prompt(document, load_template(name), tok) for name in ("contract", "paper", "generic")]
     assert len({p.prefix_ids for p in prompts}) == 1
     prefix = len(prompts[0].prefix_ids)

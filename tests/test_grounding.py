@@ -3,9 +3,12 @@ from docanalyst.grounding import annotate, ground
 from docanalyst.schemas import ContractResult
 
 DOC = build_document(
-    [PageContent("This Agreement is made between\nAcme Corp and Beta LLC."),
-     PageContent("It is governed by the laws of the\n  State of New York.")],
-    path="c.pdf", sha256="1" * 64,
+    [
+        PageContent("This Agreement is made between\nAcme Corp and Beta LLC."),
+        PageContent("It is governed by the laws of the\n  State of New York."),
+    ],
+    path="c.pdf",
+    sha256="1" * 64,
 )
 
 

@@ -1,8 +1,8 @@
 import hashlib
 
 import pytest
-
 from conftest import CORPUS, SAMPLE_CONTRACT
+
 from docanalyst.errors import EmptyDocumentError, EncryptedPdfError, NotAPdfError
 from docanalyst.pdf import load_pdf
 

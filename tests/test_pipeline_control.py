@@ -3,12 +3,18 @@
 import json
 
 from conftest import SAMPLE_CONTRACT
-from docanalyst.pipeline import Analyzer, ExtractOptions
 from fakes import ScriptedEngine
 
-GOOD = json.dumps({"governing_law": {"value": "New York", "quote": "the laws of the State of New York", "page": 2},
-                   "parties": [{"value": "Northwind Analytics Ltd.", "role": "Supplier",
-                                "quote": "Northwind Analytics Ltd.", "page": 1}]})
+from docanalyst.pipeline import Analyzer, ExtractOptions
+
+GOOD = json.dumps(
+    {
+        "governing_law": {"value": "New York", "quote": "the laws of the State of New York", "page": 2},
+        "parties": [
+            {"value": "Northwind Analytics Ltd.", "role": "Supplier", "quote": "Northwind Analytics Ltd.", "page": 1}
+        ],
+    }
+)
 BAD_PAGE = json.dumps({"governing_law": {"value": "New York", "quote": "New York", "page": 3}})
 
 
@@ -30,12 +36,15 @@ def test_invalid_answer_is_reasked_once_then_stored_grounded(settings) -> None:
     assert first.temperature == 0.0 and first.seed == 0 and first.repetition_penalty == 1.1
     assert first.json_schema["$defs"]["Cited"]["properties"]["page"]["anyOf"][0]["maximum"] == 2  # type: ignore[index]
     # The re-ask shares the document prefix and carries the validation error.
-    assert second.prompt_token_ids[: len(first.prompt_token_ids) - 200] == first.prompt_token_ids[: len(first.prompt_token_ids) - 200]
+    assert (
+        second.prompt_token_ids[: len(first.prompt_token_ids) - 200]
+        == first.prompt_token_ids[: len(first.prompt_token_ids) - 200]
+    )
     assert len(second.prompt_token_ids) > len(first.prompt_token_ids)
     law = outcome.result["governing_law"]  # type: ignore[index]
     assert law["quote_status"] == "found" and law["page"] == 2
     assert outcome.usage["completion_tokens"] == 14
-    run, doc, fields = analyzer.store.get_run(outcome.run_id)  # type: ignore[arg-type,misc]
+    run, _doc, fields = analyzer.store.get_run(outcome.run_id)  # type: ignore[arg-type,misc]
     assert run.status == "ok" and run.attempts == 2 and run.template == "contract" and run.template_version == 1
     assert run.profile == "embedded" and run.model == "smollm2-135m-instruct"
     assert json.loads(run.sampling_json)["temperature"] == 0.0
@@ -46,8 +55,10 @@ def test_still_invalid_after_reask_is_flagged_not_lost(settings) -> None:
     analyzer, _ = analyzer_with(settings, [(BAD_PAGE, "stop"), ("{not json", "stop")])
     [outcome] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded"))
     assert outcome.status == "invalid"
-    assert str(outcome.error).endswith("the model's answer is not valid after one re-ask: not valid JSON "
-                                       "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))")
+    assert str(outcome.error).endswith(
+        "the model's answer is not valid after one re-ask: not valid JSON "
+        "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"
+    )
     run, _, fields = analyzer.store.get_run(outcome.run_id)  # type: ignore[arg-type,misc]
     assert run.status == "invalid" and run.result_json is None and run.raw_output == "{not json" and fields == []
 

@@ -5,8 +5,12 @@ from docanalyst.models import EMBEDDED_DIR
 from docanalyst.prompting import TEMPLATES, build_prompt, load_template
 from docanalyst.tokenization import model_tokenizer
 
-DOC = build_document([PageContent("Alpha beta gamma. " * 50), PageContent("Delta epsilon.")],
-                     path="d.pdf", sha256="2" * 64, title='A "quoted" title')
+DOC = build_document(
+    [PageContent("Alpha beta gamma. " * 50), PageContent("Delta epsilon.")],
+    path="d.pdf",
+    sha256="2" * 64,
+    title='A "quoted" title',
+)
 
 
 def test_templates_are_versioned() -> None:

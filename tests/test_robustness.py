@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import CORPUS
 
 ROBUSTNESS = CORPUS / "robustness"
-EXPECTED = {k: v for k, v in json.loads((ROBUSTNESS / "expected_outcomes.json").read_text("utf-8")).items()
-            if not k.startswith("_")}
+EXPECTED = {
+    k: v
+    for k, v in json.loads((ROBUSTNESS / "expected_outcomes.json").read_text("utf-8")).items()
+    if not k.startswith("_")
+}
 DOCANALYST = [sys.executable, "-m", "docanalyst.cli"]
 
 ERROR_LINES = {
@@ -26,8 +28,13 @@ ERROR_LINES = {
 
 
 def tokens(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*DOCANALYST, "tokens", "--json", str(path), *extra], capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*DOCANALYST, "tokens", "--json", str(path), *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def expected_error_line(record: dict) -> str:
@@ -62,12 +69,15 @@ def test_every_robustness_pdf(name: str, base_settings) -> None:
         assert report["pages_without_text"] == []
     else:  # no_text: a clear warning naming the pages
         assert report["pages_without_text"] == list(range(1, record["pages"] + 1))
-        assert any(w.startswith(f"no text layer on {record['pages']} of {record['pages']} page(s)")
-                   for w in report["warnings"])
+        assert any(
+            w.startswith(f"no text layer on {record['pages']} of {record['pages']} page(s)") for w in report["warnings"]
+        )
     if record.get("without_password") == "error":
         locked = tokens(path)
         assert locked.returncode == 3 and locked.stdout == ""
-        assert locked.stderr.strip().splitlines() == [f"error: {path}: encrypted: a password is needed (use --password)"]
+        assert locked.stderr.strip().splitlines() == [
+            f"error: {path}: encrypted: a password is needed (use --password)"
+        ]
         wrong = tokens(path, "--password", "definitely-wrong")
         assert wrong.stderr.strip().splitlines() == [f"error: {path}: encrypted: the password is wrong"]
 
@@ -77,4 +87,5 @@ def test_extract_refuses_a_scan_without_text(db_env) -> None:
     proc = subprocess.run([*DOCANALYST, "extract", str(path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"error: {path}: no text to analyse: every page is a scanned image without a text layer (OCR is not enabled)")
+        f"error: {path}: no text to analyse: every page is a scanned image without a text layer (OCR is not enabled)"
+    )

@@ -5,9 +5,19 @@ from docanalyst.store import DocumentRow, FieldRow, RunRow, Store
 
 
 def run_row(sha: str, status: str = "ok") -> RunRow:
-    return RunRow(document_sha256=sha, template="contract", template_version=1, template_sha256="t", schema_hash="s",
-                  profile="embedded", model="m", sampling_json="{}", status=status, docanalyst_version="0",
-                  result_json='{"a": 1}')
+    return RunRow(
+        document_sha256=sha,
+        template="contract",
+        template_version=1,
+        template_sha256="t",
+        schema_hash="s",
+        profile="embedded",
+        model="m",
+        sampling_json="{}",
+        status=status,
+        docanalyst_version="0",
+        result_json='{"a": 1}',
+    )
 
 
 def test_migrations_are_idempotent_and_runs_round_trip(tmp_path) -> None:
@@ -15,13 +25,16 @@ def test_migrations_are_idempotent_and_runs_round_trip(tmp_path) -> None:
     store = Store(url)
     Store(url)  # second open: nothing to migrate
     doc = DocumentRow(sha256="f" * 64, path="a.pdf", pages=3, chars=10)
-    run_id = store.save_run(doc, run_row(doc.sha256), [FieldRow(run_id=0, path="x", quote_status="found",
-                                                                quote_found=True, page=2)])
+    run_id = store.save_run(
+        doc, run_row(doc.sha256), [FieldRow(run_id=0, path="x", quote_status="found", quote_found=True, page=2)]
+    )
     run, got_doc, fields = store.get_run(run_id)  # type: ignore[misc]
     assert run.result == {"a": 1} and got_doc.pages == 3 and fields[0].page == 2
     assert store.find_cached("f" * 64, "contract", 1, "s", "embedded", "m").id == run_id  # type: ignore[union-attr]
     assert store.find_cached("f" * 64, "contract", 2, "s", "embedded", "m") is None
-    failed = store.save_run(DocumentRow(sha256="f" * 64, path="a.pdf", pages=3, chars=10), run_row("f" * 64, "invalid"), [])
+    failed = store.save_run(
+        DocumentRow(sha256="f" * 64, path="a.pdf", pages=3, chars=10), run_row("f" * 64, "invalid"), []
+    )
     assert store.find_cached("f" * 64, "contract", 1, "s", "embedded", "m").id == run_id  # type: ignore[union-attr]
     assert [r.id for r, _ in store.list_runs()] == [failed, run_id]
 

@@ -53,7 +53,9 @@ def upgrade() -> None:
     op.create_index("ix_runs_document_sha256", "runs", ["document_sha256"])
     op.create_index("ix_runs_status", "runs", ["status"])
     op.create_index(
-        "ix_runs_cache_key", "runs", ["document_sha256", "template", "template_version", "schema_hash", "profile", "model"]
+        "ix_runs_cache_key",
+        "runs",
+        ["document_sha256", "template", "template_version", "schema_hash", "profile", "model"],
     )
     op.create_table(
         "fields",

@@ -1,0 +1,70 @@
+"""The shape of the code, checked: import rules, import-safety, lint and types."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "docanalyst"
+CORE = ("document", "budget", "schemas", "grounding", "errors", "config", "profiles", "prompting", "tokenization")
+ADAPTERS = ("pymupdf", "fitz", "vllm", "sqlmodel", "sqlalchemy", "alembic", "typer", "rich", "streamlit", "torch")
+
+
+def imports_of(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+MODULES = {p.stem: imports_of(p) for p in PACKAGE.glob("*.py")}
+
+
+def test_only_pdf_imports_pymupdf_and_only_engine_imports_vllm() -> None:
+    assert sorted(m for m, names in MODULES.items() if names & {"pymupdf"}) == ["pdf"]
+    assert not any("fitz" in names for names in MODULES.values())
+    assert sorted(m for m, names in MODULES.items() if "vllm" in names) == ["engine"]
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_core_modules_import_no_adapter(module: str) -> None:
+    assert not MODULES[module] & set(ADAPTERS), MODULES[module] & set(ADAPTERS)
+
+
+def test_importing_the_package_and_cli_stays_light() -> None:
+    code = (
+        "import sys, docanalyst, docanalyst.cli, docanalyst.pipeline; "
+        "heavy = [m for m in ('vllm', 'torch', 'transformers') if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_help_works_and_lists_every_command() -> None:
+    out = subprocess.run([sys.executable, "-m", "docanalyst.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for command in ("extract", "tokens", "list", "show", "export", "models"):
+        assert command in out.stdout
+
+
+@pytest.mark.parametrize(
+    "tool",
+    [
+        ["ruff", "check", "docanalyst", "tests", "bench/pdf_bench.py", "samples"],
+        ["ruff", "format", "--check", "docanalyst", "tests", "bench/pdf_bench.py", "samples"],
+        ["mypy"],
+    ],
+    ids=["ruff", "ruff-format", "mypy"],
+)
+def test_lint_and_types_are_clean(tool: list[str]) -> None:
+    exe = Path(sys.executable).parent / tool[0]
+    out = subprocess.run([str(exe), *tool[1:]], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
