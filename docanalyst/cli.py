@@ -12,11 +12,12 @@ import io
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -44,7 +45,7 @@ def out() -> Console:
 
 def err() -> Console:
     """Progress and messages; soft_wrap so an error stays one line however long its path."""
-    return Console(file=sys.stderr, soft_wrap=True)
+    return Console(file=sys.stderr, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 
 class Template(StrEnum):
@@ -57,6 +58,7 @@ class ExportFormat(StrEnum):
     json = "json"
     jsonl = "jsonl"
     csv = "csv"
+    wide = "wide"
 
 
 ProfileOpt = Annotated[
@@ -138,6 +140,122 @@ def extract(
     if failed:
         codes = [o.error.exit_code for o in outcomes if not o.ok and o.error is not None]
         raise typer.Exit(codes[0] if len(set(codes)) == 1 else 1)
+
+
+@app.command()
+def batch(
+    folder: Annotated[Path, typer.Argument(help="Folder of PDFs.")],
+    glob: Annotated[str, typer.Option("--glob", help="Which files, as a glob pattern.")] = "*.pdf",
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Include sub-folders.")] = False,
+    template: TemplateOpt = Template.contract,
+    profile: ProfileOpt = None,
+    model: ModelOpt = None,
+    password: PasswordOpt = None,
+    allow_yarn: Annotated[bool, typer.Option("--allow-yarn/--no-allow-yarn", help="Allow the 1M YaRN profile.")] = True,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="One JSON line per document on stdout.")] = False,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Reader processes.")] = 2,
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="Skip documents already stored for this question.")
+    ] = True,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds allowed to read one PDF.")] = 60.0,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents per engine call.")] = 16,
+    db: DbOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Process a folder: parallel reading, many documents per engine call, resumable after any stop.
+
+    Exit code: 0 all done, 1 some failed or were skipped, 2 nothing could run.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from docanalyst.batch import find_pdfs, run_batch
+    from docanalyst.pipeline import Analyzer, ExtractOptions
+
+    files = find_pdfs(folder, glob, recursive)
+    if not files:
+        raise DocanalystError(f"no files match {glob!r}", path=folder)
+    analyzer = Analyzer(settings(db), engine_factory=ENGINE_FACTORY)
+    options = ExtractOptions(
+        template=template.value,
+        profile=profile,
+        model_path=model,
+        password=password,
+        allow_yarn=allow_yarn,
+        force=not resume,
+        reuse_statuses=("ok", "invalid", "truncated"),
+    )
+    counts = {"ok": 0, "cached": 0, "failed": 0, "skipped": 0}
+    totals = {"pages": 0, "tokens": 0}
+    started = time.perf_counter()
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err(),
+        transient=False,
+    )
+    task = progress.add_task("reading", total=len(files), counts="", rate="")
+
+    def on_event(kind: str, outcome: Any, info: dict[str, Any]) -> None:
+        if kind == "read":
+            totals["pages"] += info["pages"]
+            totals["tokens"] += info["tokens"]
+        elif kind == "engine":
+            progress.update(task, description=f"starting engine ({info['documents']} to analyse)")
+        elif kind == "done":
+            key = {"ok": "ok", "cached": "cached", "skipped": "skipped"}.get(outcome.status, "failed")
+            counts[key] += 1
+            if jsonl:
+                _emit_json(outcome.as_json())
+            elapsed = max(time.perf_counter() - started, 1e-6)
+            progress.update(
+                task,
+                advance=1,
+                description="analysing" if analyzer.engine_start_s is not None else "reading",
+                counts=f"ok {counts['ok']} · stored before {counts['cached']} · failed {counts['failed']} · "
+                f"skipped {counts['skipped']}",
+                rate=f"{totals['pages'] / elapsed:.1f} pages/s {totals['tokens'] / elapsed:,.0f} tok/s",
+            )
+
+    try:
+        with stdout_to_stderr(stream_results=jsonl), progress:
+            outcomes = run_batch(
+                analyzer, files, options, workers=workers, timeout_s=timeout, batch_size=batch_size, on_event=on_event
+            )
+    finally:
+        analyzer.close()
+    summary = Table(title=f"{folder}: {len(files)} file(s) in {time.perf_counter() - started:.1f} s")
+    for column in ("document", "pages", "status", "run", "detail"):
+        summary.add_column(column, overflow="fold")
+    for o in outcomes:
+        detail = str(o.error).removeprefix(f"{o.path}: ") if o.error else ""
+        color = "green" if o.ok else "yellow" if o.status == "skipped" else "red"
+        summary.add_row(
+            Path(o.path).name,
+            str(o.document.page_count) if o.document else "",
+            f"[{color}]{o.status}[/{color}]",
+            str(o.run_id or ""),
+            detail,
+        )
+    err().print(summary)
+    err().print(
+        f"done {counts['ok']}, stored before {counts['cached']}, failed {counts['failed']}, skipped {counts['skipped']}"
+    )
+    if counts["ok"] + counts["cached"] == 0:
+        raise typer.Exit(2)
+    if counts["failed"] or counts["skipped"]:
+        raise typer.Exit(1)
 
 
 def _print_outcome(outcome: Any) -> None:
@@ -353,7 +471,11 @@ def show(
 def export(
     fmt: Annotated[
         ExportFormat,
-        typer.Option("--format", "-f", help="json, jsonl (one run per line) or csv (one row per extracted field)."),
+        typer.Option(
+            "--format",
+            "-f",
+            help="json, jsonl (a run per line), csv (a row per field), wide (CSV: a row per run, a column per field).",
+        ),
     ] = ExportFormat.json,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
     run_ids: Annotated[list[int] | None, typer.Argument(help="Runs to export (default: all).")] = None,
@@ -378,6 +500,8 @@ def export(
     elif fmt is ExportFormat.jsonl:
         for record in records:
             buffer.write(json.dumps(record, ensure_ascii=False) + "\n")
+    elif fmt is ExportFormat.wide:
+        _write_wide(buffer, records)
     else:
         writer = csv.writer(buffer)
         writer.writerow(
@@ -424,6 +548,26 @@ def export(
     else:
         sys.stdout.write(buffer.getvalue())
         sys.stdout.flush()
+
+
+def _write_wide(buffer: io.StringIO, records: list[dict[str, Any]]) -> None:
+    """One row per run; for each field path a value column, plus its page and whether the quote was found."""
+    paths: list[str] = []
+    for record in records:
+        for f in record["fields"]:
+            if f["path"] not in paths:
+                paths.append(f["path"])
+    writer = csv.writer(buffer)
+    head = ["run_id", "document", "sha256", "template", "profile", "model", "status", "error"]
+    writer.writerow(head + [c for p in paths for c in (p, f"{p}.page", f"{p}.quote_found")])
+    for r in records:
+        by_path = {f["path"]: f for f in r["fields"]}
+        row = [r["run_id"], r["document"]["path"], r["document"]["sha256"], r["template"], r["profile"], r["model"]]
+        row += [r["status"], r["error"] or ""]
+        for p in paths:
+            f = by_path.get(p)
+            row += [f["value"], f["page"], f["quote_found"]] if f else ["", "", ""]
+        writer.writerow(row)
 
 
 @models_app.callback()
@@ -505,9 +649,10 @@ def _root(
 
 
 @contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """While the engine runs, fd 1 and sys.stdout point at stderr, so vLLM (and the engine process it
-    spawns, which inherits fd 1) can never write into our JSON output; our results are printed after."""
+def stdout_to_stderr(stream_results: bool = False) -> Iterator[None]:
+    """While the engine runs, fd 1 points at stderr: vLLM's engine process inherits fd 1 when it starts,
+    so it can never write into our output. Results printed meanwhile (``stream_results``, for --jsonl)
+    go through sys.stdout to the original stdout; otherwise sys.stdout also points at stderr."""
     sys.stdout.flush()
     saved_obj = sys.stdout
     try:
@@ -515,14 +660,29 @@ def stdout_to_stderr() -> Iterator[None]:
         os.dup2(2, 1)
     except OSError:
         saved_fd = -1
-    sys.stdout = sys.stderr
+    stream: IO[str] | None = None
+    if not stream_results:
+        sys.stdout = sys.stderr
+    elif saved_fd >= 0 and _uses_fd1(saved_obj):
+        stream = open(os.dup(saved_fd), "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+        sys.stdout = stream
     try:
         yield
     finally:
+        sys.stdout.flush()
         sys.stdout = saved_obj
+        if stream is not None:
+            stream.close()
         if saved_fd >= 0:
             os.dup2(saved_fd, 1)
             os.close(saved_fd)
+
+
+def _uses_fd1(stream: IO[str]) -> bool:
+    try:
+        return stream.fileno() == 1
+    except (OSError, ValueError, AttributeError):
+        return False  # a test runner's in-memory stream
 
 
 def main() -> None:

@@ -7,6 +7,14 @@ and UI turn it into one line. Nothing below the edge formats errors for humans b
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+
+def _rebuild(cls: type[DocanalystError], message: str, state: dict[str, Any]) -> DocanalystError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 class DocanalystError(Exception):
@@ -27,6 +35,10 @@ class DocanalystError(Exception):
         self.path = str(path) if path is not None else None
         self.page = page
         self.document_id = document_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (batch readers); keyword-only constructors do not unpickle by default.
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
 
     def __str__(self) -> str:
         where = []

@@ -48,6 +48,24 @@ class ExtractOptions:
     allow_yarn: bool = True
     force: bool = False
     seed: int = 0
+    # Stored runs with these statuses answer the same question again without the engine. `extract` reuses
+    # only valid results; `batch --resume` also counts flagged ones (greedy decoding would repeat them).
+    reuse_statuses: tuple[str, ...] = ("ok",)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A document read, checked and measured, with its prompt: everything before the engine (picklable)."""
+
+    path: str
+    document: Document
+    profile: str
+    model_ref: str
+    model_name: str
+    budget: BudgetReport
+    prompt: BuiltPrompt
+    notes: tuple[str, ...] | list[str]
+    timings: dict[str, float]
 
 
 @dataclass
@@ -247,6 +265,64 @@ class Analyzer:
             self._engine = None
 
     # ---- extraction -------------------------------------------------------------------------
+    def prepare(self, path: str | Path, options: ExtractOptions) -> Prepared:
+        """Read, check and measure one document (no engine, no database): safe to run in a worker process."""
+        path = str(path)
+        t0 = time.perf_counter()
+        document = self.load(path, options.password)
+        read_s = time.perf_counter() - t0
+        if not any(p.has_text_layer and p.text for p in document.pages):
+            raise NoTextError(
+                "no text to analyse: every page is a scanned image without a text layer (OCR is not enabled)",
+                path=path,
+                document_id=document.id,
+            )
+        t0 = time.perf_counter()
+        profile, model_ref, model_name, report, prompt, notes = self.plan(document, options)
+        timings = {"read_s": round(read_s, 4), "tokenize_s": round(time.perf_counter() - t0, 4)}
+        return Prepared(path, document, profile.name, model_ref, model_name, report, prompt, notes, timings)
+
+    def admit(self, prepared: Prepared, options: ExtractOptions, outcome: Outcome) -> _Job | None:
+        """Fill the outcome from a stored run when this exact question was answered before, else make a job."""
+        document = prepared.document
+        template = load_template(options.template)
+        profile = get_profile(prepared.profile)
+        outcome.document, outcome.template, outcome.profile, outcome.model = (
+            document,
+            template,
+            profile.name,
+            prepared.model_name,
+        )
+        outcome.budget, outcome.notes, outcome.timings = prepared.budget, list(prepared.notes), dict(prepared.timings)
+        result_model = RESULT_MODELS[template.name]
+        if not options.force:
+            cached = self.store.find_cached(
+                document.sha256,
+                template.name,
+                template.version,
+                schema_hash(result_model),
+                profile.name,
+                prepared.model_name,
+                statuses=options.reuse_statuses,
+            )
+            if cached is not None:
+                self._fill_from_run(outcome, cached)
+                return None
+        max_tokens = min(reserve_for(template, profile), profile.max_model_len - prepared.prompt.tokens)
+        return _Job(
+            outcome,
+            document,
+            template,
+            profile,
+            prepared.model_ref,
+            prepared.model_name,
+            prepared.prompt,
+            json_schema_for(result_model, document.page_count),
+            result_model,
+            max_tokens,
+            time.perf_counter() - prepared.timings.get("read_s", 0.0) - prepared.timings.get("tokenize_s", 0.0),
+        )
+
     def extract(
         self, paths: Sequence[str | Path], options: ExtractOptions, progress: Progress | None = None
     ) -> list[Outcome]:
@@ -254,69 +330,29 @@ class Analyzer:
         outcomes: list[Outcome] = []
         jobs: list[_Job] = []
         for raw_path in paths:
-            path = str(raw_path)
-            outcome = Outcome(path=path, status="error")
+            outcome = Outcome(path=str(raw_path), status="error")
             outcomes.append(outcome)
-            started = time.perf_counter()
             try:
-                say(path, "reading")
-                t0 = time.perf_counter()
-                document = self.load(path, options.password)
-                outcome.document = document
-                outcome.timings["read_s"] = round(time.perf_counter() - t0, 4)
-                if not any(p.has_text_layer and p.text for p in document.pages):
-                    raise NoTextError(
-                        "no text to analyse: every page is a scanned image without a text layer (OCR is not enabled)",
-                        path=path,
-                        document_id=document.id,
-                    )
-                say(path, "counting tokens")
-                t0 = time.perf_counter()
-                profile, model_ref, model_name, report, prompt, notes = self.plan(document, options)
-                outcome.timings["tokenize_s"] = round(time.perf_counter() - t0, 4)
-                template = load_template(options.template)
-                outcome.template, outcome.profile, outcome.model = template, profile.name, model_name
-                outcome.budget, outcome.notes = report, notes
-                result_model = RESULT_MODELS[template.name]
-                if not options.force:
-                    cached = self.store.find_cached(
-                        document.sha256,
-                        template.name,
-                        template.version,
-                        schema_hash(result_model),
-                        profile.name,
-                        model_name,
-                    )
-                    if cached is not None:
-                        self._fill_from_run(outcome, cached)
-                        say(path, "cached")
-                        continue
-                max_tokens = min(reserve_for(template, profile), profile.max_model_len - prompt.tokens)
-                jobs.append(
-                    _Job(
-                        outcome,
-                        document,
-                        template,
-                        profile,
-                        model_ref,
-                        model_name,
-                        prompt,
-                        json_schema_for(result_model, document.page_count),
-                        result_model,
-                        max_tokens,
-                        started,
-                    )
-                )
+                say(outcome.path, "reading")
+                job = self.admit(self.prepare(raw_path, options), options, outcome)
             except DocanalystError as exc:
                 outcome.error = exc
-                say(path, "error")
-        # Group by engine so each engine is built once; documents for one engine go in one call.
+                say(outcome.path, "error")
+                continue
+            if job is None:
+                say(outcome.path, "cached")
+            else:
+                jobs.append(job)
+        self.run_jobs(jobs, options, say)
+        return outcomes
+
+    def run_jobs(self, jobs: Sequence[_Job], options: ExtractOptions, say: Progress | None = None) -> None:
+        """Generate for every job; jobs for one engine go in one call (the engine is built once)."""
         groups: dict[tuple[str, str], list[_Job]] = {}
         for job in jobs:
             groups.setdefault((job.profile.name, job.model_ref), []).append(job)
         for group in groups.values():
-            self._run_group(group, options, say)
-        return outcomes
+            self._run_group(group, options, say or (lambda _path, _stage: None))
 
     def _run_group(self, group: list[_Job], options: ExtractOptions, say: Progress) -> None:
         first = group[0]

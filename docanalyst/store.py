@@ -120,7 +120,14 @@ class Store:
             _sqlite_pragmas(self.engine)
 
     def find_cached(
-        self, sha256: str, template: str, template_version: int, schema_hash: str, profile: str, model: str
+        self,
+        sha256: str,
+        template: str,
+        template_version: int,
+        schema_hash: str,
+        profile: str,
+        model: str,
+        statuses: Sequence[str] = ("ok",),
     ) -> RunRow | None:
         with Session(self.engine) as session:
             stmt = (
@@ -132,7 +139,7 @@ class Store:
                     RunRow.schema_hash == schema_hash,
                     RunRow.profile == profile,
                     RunRow.model == model,
-                    RunRow.status == "ok",
+                    col(RunRow.status).in_(list(statuses)),
                 )
                 .order_by(col(RunRow.id).desc())
             )
