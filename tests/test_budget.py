@@ -1,13 +1,14 @@
 from dataclasses import replace
 
 import pytest
-from conftest import LONG_CONTRACT, SAMPLE_CONTRACT
 
 from docanalyst.document import PageContent, build_document
 from docanalyst.errors import BudgetError
 from docanalyst.pipeline import Analyzer, ExtractOptions
 from docanalyst.prompting import build_prompt, load_template
 from docanalyst.tokenization import model_tokenizer
+
+from conftest import LONG_CONTRACT, SAMPLE_CONTRACT
 
 
 def test_sample_fits_embedded_with_exact_counts(settings) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import LONG_CONTRACT, SAMPLE_CONTRACT, UNSEEN_CONTRACT
 from typer.testing import CliRunner
 
 from docanalyst import cli
 from docanalyst.grounding import normalize
 from docanalyst.pdf import load_pdf
 from docanalyst.schemas import ContractResult, PaperResult, iter_cited
+
+from conftest import LONG_CONTRACT, SAMPLE_CONTRACT, UNSEEN_CONTRACT
 
 pytestmark = pytest.mark.engine
 STATUSES = {"found", "other_page", "not_found", "no_quote"}

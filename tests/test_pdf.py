@@ -1,10 +1,11 @@
 import hashlib
 
 import pytest
-from conftest import CORPUS, SAMPLE_CONTRACT
 
 from docanalyst.errors import EmptyDocumentError, EncryptedPdfError, NotAPdfError
 from docanalyst.pdf import load_pdf
+
+from conftest import CORPUS, SAMPLE_CONTRACT
 
 
 def test_sample_contract_pages_tables_metadata() -> None:

@@ -2,10 +2,10 @@
 
 import json
 
+from docanalyst.pipeline import Analyzer, ExtractOptions
+
 from conftest import SAMPLE_CONTRACT
 from fakes import ScriptedEngine
-
-from docanalyst.pipeline import Analyzer, ExtractOptions
 
 GOOD = json.dumps(
     {
