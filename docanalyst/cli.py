@@ -1,8 +1,9 @@
-"""Command line: ``docanalyst extract|tokens|list|show|export|models``.
+"""Command line: ``docanalyst extract|batch|tokens|list|show|export|models|ui``.
 
 The edge of the application: the only place where errors become one plain line on stderr and an exit
-code. vLLM and its engine process print to fd 1; ``main`` moves fd 1 onto stderr before anything runs and
-keeps the real stdout for our own output, so ``--json`` output is exactly one JSON object per document.
+code. vLLM and its engine process print to fd 1; while the engine runs, fd 1 points at stderr
+(``stdout_to_stderr``) and our own output goes to the real stdout, so ``--json`` output is exactly one JSON
+object per document.
 """
 
 from __future__ import annotations
@@ -568,6 +569,20 @@ def _write_wide(buffer: io.StringIO, records: list[dict[str, Any]]) -> None:
             f = by_path.get(p)
             row += [f["value"], f["page"], f["quote_found"]] if f else ["", "", ""]
         writer.writerow(row)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def ui(ctx: typer.Context) -> None:
+    """Start the web app (Streamlit); extra options such as --server.port 8502 are passed through."""
+    import subprocess
+
+    app_file = Path(__file__).parent / "_ui" / "app.py"
+    if not app_file.exists():
+        app_file = Path(__file__).parent.parent / "ui" / "app.py"
+    if not app_file.exists():
+        raise DocanalystError("the web app is not installed (ui/app.py is missing)")
+    command = [sys.executable, "-m", "streamlit", "run", str(app_file), *ctx.args]
+    raise typer.Exit(subprocess.call(command))
 
 
 @models_app.callback()
