@@ -56,10 +56,14 @@ def reserve_for(template: PromptTemplate, profile: EngineProfile) -> int:
 
 
 def measure(
-    document: Document, template: PromptTemplate, profile: EngineProfile, tokenizer: TokenCounter
+    document: Document,
+    template: PromptTemplate,
+    profile: EngineProfile,
+    tokenizer: TokenCounter,
+    question: str | None = None,
 ) -> tuple[BudgetReport, BuiltPrompt]:
-    prompt = build_prompt(document, template, tokenizer)
-    overhead = overhead_tokens(document, template, tokenizer)
+    prompt = build_prompt(document, template, tokenizer, question=question)
+    overhead = overhead_tokens(document, template, tokenizer, question=question)
     report = BudgetReport(
         profile=profile.name,
         window=profile.max_model_len,

@@ -76,6 +76,7 @@ DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and engine logs.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 TemplateOpt = Annotated[Template, typer.Option("--template", "-t", help="What to extract.")]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail a run when any quote is not found in the document.")]
 
 
 # Tests point this at a session-wide engine so the CLI is exercised without a second engine start.
@@ -106,6 +107,7 @@ def extract(
     ] = True,
     as_json: JsonOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Recompute even if this exact run is stored.")] = False,
+    strict: StrictOpt = False,
     db: DbOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -120,12 +122,18 @@ def extract(
         password=password,
         allow_yarn=allow_yarn,
         force=force,
+        strict=strict,
     )
     try:
         with stdout_to_stderr(), err().status("starting…") as status:
             outcomes = analyzer.extract(files, options, progress=lambda p, s: status.update(f"{Path(p).name}: {s}"))
     finally:
         analyzer.close()
+    _report(outcomes, as_json)
+
+
+def _report(outcomes: list[Any], as_json: bool) -> None:
+    """Print every outcome; one error line each on stderr for the failed; exit non-zero if any failed."""
     failed = 0
     for outcome in outcomes:
         if as_json:
@@ -160,6 +168,7 @@ def batch(
     ] = True,
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds allowed to read one PDF.")] = 60.0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents per engine call.")] = 16,
+    strict: StrictOpt = False,
     db: DbOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -190,7 +199,8 @@ def batch(
         password=password,
         allow_yarn=allow_yarn,
         force=not resume,
-        reuse_statuses=("ok", "invalid", "truncated"),
+        reuse_statuses=("ok", "invalid", "truncated", "ungrounded"),
+        strict=strict,
     )
     counts = {"ok": 0, "cached": 0, "failed": 0, "skipped": 0}
     totals = {"pages": 0, "tokens": 0}
@@ -259,6 +269,51 @@ def batch(
         raise typer.Exit(1)
 
 
+@app.command()
+def ask(
+    file: Annotated[Path, typer.Argument(help="A PDF file.")],
+    question: Annotated[str | None, typer.Argument(help="A question about the document.")] = None,
+    questions: Annotated[
+        list[str] | None, typer.Option("--question", "-q", help="More questions (repeatable).")
+    ] = None,
+    templates: Annotated[
+        list[Template] | None, typer.Option("--template", "-t", help="Also run these extractions (repeatable).")
+    ] = None,
+    profile: ProfileOpt = None,
+    model: ModelOpt = None,
+    password: PasswordOpt = None,
+    allow_yarn: Annotated[bool, typer.Option("--allow-yarn/--no-allow-yarn", help="Allow the 1M YaRN profile.")] = True,
+    as_json: JsonOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="Recompute even if this exact run is stored.")] = False,
+    strict: StrictOpt = False,
+    db: DbOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Answer questions about one document with verified page citations.
+
+    All questions (and --template extractions) share the document prefix: after the first request the engine
+    serves the document from its prefix cache (see cached tokens in the output).
+    """
+    from docanalyst.pipeline import Analyzer, ExtractOptions
+
+    asked = [q for q in [question, *(questions or [])] if q and q.strip()]
+    extra = [t.value for t in templates or []]
+    if not asked and not extra:
+        raise DocanalystError('nothing to ask: give a question (docanalyst ask FILE "question") or --template')
+    analyzer = Analyzer(settings(db), engine_factory=ENGINE_FACTORY)
+    options = ExtractOptions(
+        profile=profile, model_path=model, password=password, allow_yarn=allow_yarn, force=force, strict=strict
+    )
+    try:
+        with stdout_to_stderr(), err().status("starting…") as status:
+            outcomes = analyzer.ask(
+                file, asked, options, extra, progress=lambda p, s: status.update(f"{Path(p).name}: {s}")
+            )
+    finally:
+        analyzer.close()
+    _report(outcomes, as_json)
+
+
 def _print_outcome(outcome: Any) -> None:
     console = out()
     doc = outcome.document
@@ -275,6 +330,16 @@ def _print_outcome(outcome: Any) -> None:
     if outcome.result is None:
         console.print(f"  status: [red]{outcome.status}[/red]")
         return
+    if outcome.question:
+        console.print(f"  [bold]Q:[/bold] {outcome.question}", highlight=False)
+        console.print(f"  [bold]A:[/bold] {outcome.result.get('answer') or '(no answer)'}", highlight=False)
+    grounding = outcome.as_json()["grounding"]
+    if grounding and grounding["quotes"]:
+        console.print(
+            f"  evidence: {grounding['found']} of {grounding['quotes']} quotes found in the document "
+            f"({grounding['on_cited_page']} on the cited page)",
+            highlight=False,
+        )
     console.print(
         _fields_table(
             outcome.fields,
@@ -290,9 +355,10 @@ def _print_outcome(outcome: Any) -> None:
 
 
 _STATUS_MARK = {
-    "found": "[green]✓ on page[/green]",
-    "other_page": "[yellow]✓ other page[/yellow]",
-    "not_found": "[red]✗ not found[/red]",
+    "exact": "[green]✓ exact[/green]",
+    "normalised": "[green]✓ normalised[/green]",
+    "fuzzy": "[yellow]≈ fuzzy[/yellow]",
+    "not_found": "[red]✗ not in document[/red]",
     "no_quote": "[dim]–[/dim]",
 }
 
@@ -307,8 +373,11 @@ def _fields_table(fields: list[Any], title: str = "") -> Table:
     for f in fields:
         status = str(getattr(f, "status", None) or getattr(f, "quote_status", "no_quote"))
         mark = _STATUS_MARK.get(status, status)
-        if status == "other_page" and f.found_page:
-            mark += f" ({f.found_page})"
+        score = getattr(f, "score", None)
+        if status == "fuzzy" and score:
+            mark += f" {score:.0f}"
+        if f.found_page and f.found_page != f.page:
+            mark += f" [yellow](on page {f.found_page})[/yellow]"
         table.add_row(
             f.path,
             f.value if f.value is not None else "[dim]null[/dim]",
@@ -407,7 +476,9 @@ def _run_json(run: Any, doc: Any, fields: list[Any] | None) -> dict[str, Any]:
         "status": run.status,
         "error": run.error,
         "attempts": run.attempts,
+        "question": run.question,
         "result": run.result,
+        "grounding": {"quotes": run.quotes_total, "found": run.quotes_found, "rate": run.grounding_rate},
         "usage": {
             "prompt_tokens": run.prompt_tokens,
             "cached_tokens": run.cached_tokens,
@@ -426,6 +497,9 @@ def _run_json(run: Any, doc: Any, fields: list[Any] | None) -> dict[str, Any]:
                 "quote_found": f.quote_found,
                 "quote_status": f.quote_status,
                 "found_page": f.found_page,
+                "page_match": f.page_match,
+                "span": [f.span_start, f.span_end] if f.span_start is not None else None,
+                "score": f.score,
             }
             for f in fields
         ]

@@ -92,7 +92,7 @@ class VllmEngine:
         self.model_name = Path(self.model_path).name if Path(self.model_path).exists() else self.model_path
         # vLLM reads these in its engine process: they must be set before it starts.
         for key, value in profile.engine_env.items():
-            os.environ[key] = value
+            os.environ.setdefault(key, value)
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
         if profile.device == "cpu":

@@ -123,5 +123,9 @@ class OutputValidationError(ModelOutputError):
     """The JSON did not validate against the template's schema, even after one re-ask."""
 
 
+class UngroundedError(ModelOutputError):
+    """--strict: some quotes the model gave are nowhere in the document."""
+
+
 class StoreError(DocanalystError):
     exit_code = 7

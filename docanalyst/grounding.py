@@ -1,7 +1,14 @@
-"""Check every quote against the document: is it really on the page the model cited?
+"""Check every quote against the document: where is it, how exactly does it match, is it on the cited page?
 
-Matching is exact after whitespace normalisation (PDF text breaks lines where the model does not) and
-Unicode NFKC (ligatures, full-width forms). Deeper, fuzzy grounding is a separate concern.
+Levels, tried in order, each on the cited page first and then on the whole document:
+- ``exact``: the quote appears verbatim in the canonical text.
+- ``normalised``: equal after Unicode NFKC, case folding, unified quotes and dashes, words re-joined across
+  end-of-line hyphens, and whitespace collapsed (PDF text breaks lines where the model does not). CJK text
+  often comes out of PDFs with a space or newline between characters, so whitespace is also dropped
+  entirely between CJK characters.
+- ``fuzzy``: rapidfuzz's best partial alignment scores at least ``FUZZY_MIN`` (OCR noise, a dropped word).
+- ``not_found``.
+Every located quote gets its character span in ``Document.text`` and the page that span is on.
 """
 
 from __future__ import annotations
@@ -11,15 +18,138 @@ import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from rapidfuzz import fuzz
+
 from docanalyst.document import Document
 from docanalyst.schemas import iter_cited
 
-Status = Literal["found", "other_page", "not_found", "no_quote"]
-_WS = re.compile(r"\s+")
+Status = Literal["exact", "normalised", "fuzzy", "not_found", "no_quote"]
+FUZZY_MIN = 90.0
+_FOUND = ("exact", "normalised", "fuzzy")
+_TRANSLATE = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "–": "-", "—": "-",
+                            "‐": "-", "‑": "-", "\u00ad": ""})  # fmt: skip
+_HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 
 
-def normalize(text: str) -> str:
-    return _WS.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+def _is_cjk(ch: str) -> bool:
+    return bool(_CJK.match(ch))
+
+
+def normalise_with_map(text: str) -> tuple[str, list[int]]:
+    """Normalised text and, for each of its characters, the offset of the source character it came from."""
+    out: list[str] = []
+    where: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "-" and i + 1 < n and text[i + 1] == "\n" and i > 0 and text[i - 1].isalnum():
+            j = i + 2  # "inter-\nnational" -> "international"
+            while j < n and text[j] in " \t":
+                j += 1
+            if j < n and text[j].isalnum():
+                i = j
+                continue
+        if ch.isspace():
+            j = i
+            while j < n and text[j].isspace():
+                j += 1
+            prev = out[-1] if out else ""
+            nxt = text[j] if j < n else ""
+            if out and j < n and not (_is_cjk(prev) and _is_cjk(nxt)):
+                out.append(" ")
+                where.append(i)
+            i = j
+            continue
+        for piece in unicodedata.normalize("NFKC", ch).translate(_TRANSLATE).casefold():
+            out.append(piece)
+            where.append(i)
+        i += 1
+    return "".join(out), where
+
+
+def normalise(text: str) -> str:
+    return normalise_with_map(text)[0]
+
+
+@dataclass(frozen=True)
+class Match:
+    status: Status
+    start: int | None = None  # span in Document.text
+    end: int | None = None
+    page: int | None = None  # the page that span is on
+    score: float | None = None
+
+
+class DocumentIndex:
+    """Normalised views of a document, built once and reused for every quote."""
+
+    def __init__(self, document: Document) -> None:
+        self.document = document
+        self.text = document.text
+        self._whole: tuple[str, list[int]] | None = None  # built only when a quote is not found verbatim
+        self._page_norm: dict[int, tuple[str, list[int]]] = {}
+
+    def _document(self) -> tuple[str, list[int]]:
+        if self._whole is None:
+            self._whole = normalise_with_map(self.text)
+        return self._whole
+
+    def _page(self, number: int) -> tuple[str, list[int]]:
+        if number not in self._page_norm:
+            page = self.document.page(number)
+            norm, where = normalise_with_map(page.text)
+            self._page_norm[number] = (norm, [page.start + w for w in where])
+        return self._page_norm[number]
+
+    def _span(self, where: list[int], start: int, end: int) -> tuple[int, int]:
+        return where[start], where[end - 1] + 1
+
+    def locate(self, quote: str, page: int | None) -> Match:
+        quote = quote.strip()
+        if not quote:
+            return Match("no_quote")
+        cited = self.document.page(page) if page is not None and 1 <= page <= self.document.page_count else None
+        # exact
+        if cited is not None:
+            at = cited.text.find(quote)
+            if at >= 0:
+                return self._match("exact", cited.start + at, cited.start + at + len(quote))
+        at = self.text.find(quote)
+        if at >= 0:
+            return self._match("exact", at, at + len(quote))
+        # normalised
+        needle = normalise(quote)
+        if not needle:
+            return Match("no_quote")
+        if cited is not None:
+            norm, where = self._page(cited.number)
+            at = norm.find(needle)
+            if at >= 0:
+                return self._match("normalised", *self._span(where, at, at + len(needle)))
+        norm, where = self._document()
+        at = norm.find(needle)
+        if at >= 0:
+            return self._match("normalised", *self._span(where, at, at + len(needle)))
+        # fuzzy: cited page first, then every page; the best alignment wins
+        best: tuple[float, int, int] | None = None
+        order = [cited.number] if cited is not None else []
+        order += [p.number for p in self.document.pages if p.number not in order]
+        for number in order:
+            norm, where = self._page(number)
+            if not norm:
+                continue
+            found = fuzz.partial_ratio_alignment(needle, norm, score_cutoff=FUZZY_MIN)
+            if found is not None and found.dest_end > found.dest_start and (best is None or found.score > best[0]):
+                best = (found.score, *self._span(where, found.dest_start, found.dest_end))
+                if number == order[0] and found.score >= 99.9:
+                    break
+        if best is not None:
+            return self._match("fuzzy", best[1], best[2], score=round(best[0], 1))
+        return Match("not_found")
+
+    def _match(self, status: Status, start: int, end: int, score: float | None = None) -> Match:
+        return Match(status, start, end, self.document.page_at(start), 100.0 if score is None else score)
 
 
 @dataclass(frozen=True)
@@ -27,49 +157,63 @@ class GroundedField:
     path: str
     value: str | None
     quote: str | None
-    page: int | None
+    page: int | None  # the page the model cited
     status: Status
-    found_page: int | None  # where the quote really is (None when not found)
+    found_page: int | None = None  # the page the quote is really on
+    span_start: int | None = None
+    span_end: int | None = None
+    score: float | None = None
 
     @property
     def quote_found(self) -> bool:
-        return self.status in ("found", "other_page")
+        return self.status in _FOUND
+
+    @property
+    def page_match(self) -> bool:
+        return self.quote_found and self.found_page == self.page
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "quote_found": self.quote_found}
-
-
-class PageIndex:
-    """Normalised page texts, built once per document."""
-
-    def __init__(self, document: Document) -> None:
-        self.pages = [normalize(p.text) for p in document.pages]
-
-    def locate(self, quote: str, page: int | None) -> tuple[Status, int | None]:
-        needle = normalize(quote)
-        if not needle:
-            return "no_quote", None
-        if page is not None and 1 <= page <= len(self.pages) and needle in self.pages[page - 1]:
-            return "found", page
-        for number, text in enumerate(self.pages, start=1):
-            if needle in text:
-                return "other_page", number
-        return "not_found", None
+        return {**asdict(self), "quote_found": self.quote_found, "page_match": self.page_match}
 
 
 def ground(document: Document, result: dict[str, Any]) -> list[GroundedField]:
     """Ground every cited value of a validated result (a ``model_dump()``), in field order."""
-    index = PageIndex(document)
+    index = DocumentIndex(document)
     out: list[GroundedField] = []
     for path, cited in iter_cited(result):
         quote, page = cited.get("quote"), cited.get("page")
-        status, found = index.locate(quote, page) if quote else ("no_quote", None)
-        out.append(GroundedField(path, cited.get("value"), quote, page, status, found))
+        match = index.locate(quote, page) if quote else Match("no_quote")
+        out.append(
+            GroundedField(path, cited.get("value"), quote, page, match.status, match.page, match.start, match.end,
+                          match.score)
+        )  # fmt: skip
     return out
 
 
+@dataclass(frozen=True)
+class GroundingSummary:
+    quotes: int  # values that came with a quote
+    found: int  # quotes located in the document (any level)
+    on_cited_page: int
+    not_found: int
+
+    @property
+    def rate(self) -> float | None:
+        """Share of quotes found in the document; None when the model gave no quote at all."""
+        return round(self.found / self.quotes, 4) if self.quotes else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rate": self.rate}
+
+
+def summarise(fields: list[GroundedField]) -> GroundingSummary:
+    quoted = [f for f in fields if f.status != "no_quote"]
+    found = [f for f in quoted if f.quote_found]
+    return GroundingSummary(len(quoted), len(found), sum(f.page_match for f in found), len(quoted) - len(found))
+
+
 def annotate(result: dict[str, Any], fields: list[GroundedField]) -> dict[str, Any]:
-    """Copy of the result with ``quote_status`` and ``quote_found`` beside every quote."""
+    """Copy of the result with the grounding of every quote beside it."""
     import copy
 
     annotated = copy.deepcopy(result)
@@ -79,6 +223,6 @@ def annotate(result: dict[str, Any], fields: list[GroundedField]) -> dict[str, A
         if field is not None:
             cited["quote_status"] = field.status
             cited["quote_found"] = field.quote_found
-            if field.status == "other_page":
-                cited["found_page"] = field.found_page
+            cited["found_page"] = field.found_page
+            cited["span"] = [field.span_start, field.span_end] if field.span_start is not None else None
     return annotated

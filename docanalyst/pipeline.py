@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,9 @@ from docanalyst.errors import (
     NoTextError,
     OutputTruncatedError,
     OutputValidationError,
+    UngroundedError,
 )
-from docanalyst.grounding import GroundedField, annotate, ground
+from docanalyst.grounding import GroundedField, annotate, ground, summarise
 from docanalyst.profiles import EngineProfile, default_profile_name, get_profile
 from docanalyst.prompting import BuiltPrompt, PromptTemplate, build_prompt, load_template
 from docanalyst.schemas import RESULT_MODELS, json_schema_for, schema_hash
@@ -51,6 +52,8 @@ class ExtractOptions:
     # Stored runs with these statuses answer the same question again without the engine. `extract` reuses
     # only valid results; `batch --resume` also counts flagged ones (greedy decoding would repeat them).
     reuse_statuses: tuple[str, ...] = ("ok",)
+    # --strict: a value whose quote cannot be found in the document fails the run (status "ungrounded").
+    strict: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class Outcome:
     run_id: int | None = None
     error: DocanalystError | None = None
     notes: list[str] = field(default_factory=list)
+    question: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -102,10 +106,12 @@ class Outcome:
             },
             "template": self.template.name if self.template else None,
             "template_version": self.template.version if self.template else None,
+            "question": self.question,
             "profile": self.profile,
             "model": self.model,
             "status": self.status,
             "result": self.result,
+            "grounding": summarise(self.fields).as_dict() if self.result is not None else None,
             "usage": self.usage,
             "timings": self.timings,
             "run_id": self.run_id,
@@ -127,6 +133,7 @@ class _Job:
     result_model: type[BaseModel]
     max_tokens: int
     started: float
+    question: str | None = None
     attempts: int = 0
     raw: str | None = None
     last: GenerationResult | None = None
@@ -282,11 +289,32 @@ class Analyzer:
         timings = {"read_s": round(read_s, 4), "tokenize_s": round(time.perf_counter() - t0, 4)}
         return Prepared(path, document, profile.name, model_ref, model_name, report, prompt, notes, timings)
 
-    def admit(self, prepared: Prepared, options: ExtractOptions, outcome: Outcome) -> _Job | None:
-        """Fill the outcome from a stored run when this exact question was answered before, else make a job."""
+    def admit(
+        self,
+        prepared: Prepared,
+        options: ExtractOptions,
+        outcome: Outcome,
+        *,
+        template_name: str | None = None,
+        question: str | None = None,
+    ) -> _Job | None:
+        """Fill the outcome from a stored run when this exact question was answered before, else make a job.
+
+        ``template_name``/``question`` ask something else of the same prepared document: the prompt is rebuilt
+        with the same document prefix (so the engine's prefix cache serves it)."""
         document = prepared.document
-        template = load_template(options.template)
+        template = load_template(template_name or options.template)
         profile = get_profile(prepared.profile)
+        prompt = prepared.prompt
+        if template.name != options.template or question is not None:
+            tokenizer = self.tokenizer_for(prepared.model_ref, profile)
+            prompt = build_prompt(document, template, tokenizer, question=question)
+            if prompt.tokens + reserve_for(template, profile) > profile.max_model_len:
+                raise over_budget_error(
+                    measure(document, template, profile, tokenizer, question=question)[0],
+                    path=document.path,
+                    document_id=document.id,
+                )
         outcome.document, outcome.template, outcome.profile, outcome.model = (
             document,
             template,
@@ -294,6 +322,7 @@ class Analyzer:
             prepared.model_name,
         )
         outcome.budget, outcome.notes, outcome.timings = prepared.budget, list(prepared.notes), dict(prepared.timings)
+        outcome.question = question
         result_model = RESULT_MODELS[template.name]
         if not options.force:
             cached = self.store.find_cached(
@@ -304,11 +333,12 @@ class Analyzer:
                 profile.name,
                 prepared.model_name,
                 statuses=options.reuse_statuses,
+                question=question,
             )
             if cached is not None:
                 self._fill_from_run(outcome, cached)
                 return None
-        max_tokens = min(reserve_for(template, profile), profile.max_model_len - prepared.prompt.tokens)
+        max_tokens = min(reserve_for(template, profile), profile.max_model_len - prompt.tokens)
         return _Job(
             outcome,
             document,
@@ -316,12 +346,46 @@ class Analyzer:
             profile,
             prepared.model_ref,
             prepared.model_name,
-            prepared.prompt,
+            prompt,
             json_schema_for(result_model, document.page_count),
             result_model,
             max_tokens,
             time.perf_counter() - prepared.timings.get("read_s", 0.0) - prepared.timings.get("tokenize_s", 0.0),
+            question=question,
         )
+
+    def ask(
+        self,
+        path: str | Path,
+        questions: Sequence[str],
+        options: ExtractOptions,
+        templates: Sequence[str] = (),
+        progress: Progress | None = None,
+    ) -> list[Outcome]:
+        """Several questions and templates about one document. The first request goes alone and fills the
+        prefix cache with the document; all the others then go together and are served from it."""
+        say = progress or (lambda _path, _stage: None)
+        say(str(path), "reading")
+        base = replace(options, template="ask") if questions else replace(options, template=templates[0])
+        prepared = self.prepare(path, base)
+        outcomes: list[Outcome] = []
+        jobs: list[_Job] = []
+        asks: list[tuple[str | None, str | None]] = [("ask", q) for q in questions] + [(t, None) for t in templates]
+        for template_name, question in asks:
+            outcome = Outcome(path=str(path), status="error")
+            outcomes.append(outcome)
+            try:
+                job = self.admit(prepared, base, outcome, template_name=template_name, question=question)
+            except DocanalystError as exc:
+                outcome.error = exc
+                continue
+            if job is not None:
+                jobs.append(job)
+        if jobs:
+            say(str(path), "generating")
+            self.run_jobs(jobs[:1], base)
+            self.run_jobs(jobs[1:], base)
+        return outcomes
 
     def extract(
         self, paths: Sequence[str | Path], options: ExtractOptions, progress: Progress | None = None
@@ -414,6 +478,7 @@ class Analyzer:
                             job.template,
                             self.tokenizer_for(job.model_ref, job.profile),
                             reask_error=message,
+                            question=job.question,
                         )
                         job.max_tokens = min(job.max_tokens, job.profile.max_model_len - job.prompt.tokens)
                         retry.append(job)
@@ -449,6 +514,16 @@ class Analyzer:
         fields = ground(job.document, result) if result is not None else []
         outcome.fields = fields
         outcome.result = annotate(result, fields) if result is not None else None
+        grounding = summarise(fields)
+        if status == "ok" and options.strict and grounding.not_found:
+            status = outcome.status = "ungrounded"
+            missing = ", ".join(f.path for f in fields if f.status == "not_found")
+            outcome.error = UngroundedError(
+                f"{grounding.not_found} of {grounding.quotes} quotes were not found in the document "
+                f"(--strict): {missing}",
+                path=job.document.path,
+                document_id=job.document.id,
+            )
         doc = job.document
         run = RunRow(
             document_sha256=doc.sha256,
@@ -479,6 +554,10 @@ class Analyzer:
             result_json=json.dumps(outcome.result) if outcome.result is not None else None,
             raw_output=job.raw,
             docanalyst_version=__version__,
+            question=job.question,
+            quotes_total=grounding.quotes if result is not None else None,
+            quotes_found=grounding.found if result is not None else None,
+            grounding_rate=grounding.rate,
         )
         doc_row = DocumentRow(
             sha256=doc.sha256,
@@ -498,6 +577,10 @@ class Analyzer:
                 quote_found=f.quote_found,
                 quote_status=f.status,
                 found_page=f.found_page,
+                page_match=f.page_match,
+                span_start=f.span_start,
+                span_end=f.span_end,
+                score=f.score,
             )
             for f in fields
         ]
@@ -526,6 +609,9 @@ class Analyzer:
                     f.page,
                     f.quote_status,  # type: ignore[arg-type]
                     f.found_page,
+                    f.span_start,
+                    f.span_end,
+                    f.score,
                 )
                 for f in loaded[2]
             ]

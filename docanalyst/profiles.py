@@ -25,6 +25,11 @@ YARN_1M_OVERRIDES: Mapping[str, Any] = MappingProxyType(
 )
 
 
+# Measured on an H200 (vLLM 0.24, FP8 Qwen3-Next, cold start): DeepGEMM's JIT warm-up of 1,949 kernels was
+# 47% done after 10 minutes; without it the engine starts in 206-218 s. A value set in the environment wins.
+_GPU_ENV: Mapping[str, str] = MappingProxyType({"VLLM_USE_DEEP_GEMM": "0"})
+
+
 @dataclass(frozen=True)
 class EngineProfile:
     name: str
@@ -87,6 +92,7 @@ PROFILES: Mapping[str, EngineProfile] = MappingProxyType(
                 mamba_cache_mode="align",
                 gpu_memory_utilization=0.92,
                 max_num_seqs=16,
+                engine_env=_GPU_ENV,
                 long_fallback="qwen3-next-1m",
                 max_output_tokens=4096,
             ),
@@ -101,7 +107,7 @@ PROFILES: Mapping[str, EngineProfile] = MappingProxyType(
                 hf_overrides=YARN_1M_OVERRIDES,
                 gpu_memory_utilization=0.92,
                 max_num_seqs=4,
-                engine_env=MappingProxyType({"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}),
+                engine_env=MappingProxyType({**_GPU_ENV, "VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}),
                 max_output_tokens=4096,
             ),
             EngineProfile(

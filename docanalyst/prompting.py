@@ -21,7 +21,7 @@ from docanalyst.errors import ConfigError
 from docanalyst.schemas import RESULT_MODELS
 from docanalyst.tokenization import TokenCounter
 
-TEMPLATES = tuple(RESULT_MODELS)
+TEMPLATES = tuple(RESULT_MODELS)  # the extraction templates and "ask" (a free-form question)
 _SPLIT = "\x00DOCANALYST-TASK\x00"
 _HEADER = re.compile(r"docanalyst prompt: (?P<name>[\w-]+), version (?P<version>\d+)(?:, output_tokens (?P<out>\d+))?")
 
@@ -97,11 +97,15 @@ class BuiltPrompt:
         return self.prefix + self.suffix
 
 
+_CLOSE = re.compile(r"</\s*document\s*>", re.IGNORECASE)
+
+
 def document_block(document: Document, text: str | None = None) -> str:
-    title = (document.title or "").replace('"', "'").replace("\n", " ")[:200]
-    return _render(
-        "document", title=title, page_count=document.page_count, text=document.text if text is None else text
-    )
+    """The delimited document. A document cannot close the block early: a literal closing tag inside it is
+    defused (``</document>`` becomes ``&lt;/document&gt;``), so whatever follows stays document text."""
+    title = _CLOSE.sub("&lt;/document&gt;", (document.title or "").replace('"', "'").replace("\n", " ")[:200])
+    body = _CLOSE.sub("&lt;/document&gt;", document.text if text is None else text)
+    return _render("document", title=title, page_count=document.page_count, text=body)
 
 
 def build_prompt(
@@ -111,8 +115,9 @@ def build_prompt(
     *,
     reask_error: str | None = None,
     document_text: str | None = None,
+    question: str | None = None,
 ) -> BuiltPrompt:
-    task = _render(template.name)
+    task = _render(template.name, question=question or "")
     if reask_error:
         task += "\n" + _render("reask", error=reask_error[:600])
     user = document_block(document, document_text) + "\n\n" + _SPLIT + task
@@ -121,6 +126,8 @@ def build_prompt(
     return BuiltPrompt(prefix, suffix, tuple(tokenizer.encode(prefix)), tuple(tokenizer.encode(suffix)))
 
 
-def overhead_tokens(document: Document, template: PromptTemplate, tokenizer: TokenCounter) -> int:
+def overhead_tokens(
+    document: Document, template: PromptTemplate, tokenizer: TokenCounter, question: str | None = None
+) -> int:
     """Tokens of everything but the document text (system, markers, task): the prompt's own cost."""
-    return build_prompt(document, template, tokenizer, document_text="").tokens
+    return build_prompt(document, template, tokenizer, document_text="", question=question).tokens

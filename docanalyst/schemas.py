@@ -83,10 +83,20 @@ class GenericResult(BaseModel):
     dates: list[Cited] = Field(default_factory=list, max_length=8)
 
 
+class AnswerResult(BaseModel):
+    """``docanalyst ask``: a free-form answer and the passages that support it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answer: str | None = Field(default=None, max_length=1500)
+    citations: list[Cited] = Field(default_factory=list, max_length=5)
+
+
 RESULT_MODELS: dict[str, type[BaseModel]] = {
     "contract": ContractResult,
     "paper": PaperResult,
     "generic": GenericResult,
+    "ask": AnswerResult,
 }
 
 

@@ -58,6 +58,10 @@ class RunRow(SQLModel, table=True):
     timings_json: str = "{}"
     result_json: str | None = None
     raw_output: str | None = None
+    question: str | None = None  # for `ask` runs; part of the cache key
+    quotes_total: int | None = None
+    quotes_found: int | None = None
+    grounding_rate: float | None = None
     docanalyst_version: str
     created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
 
@@ -82,6 +86,10 @@ class FieldRow(SQLModel, table=True):
     quote_found: bool = False
     quote_status: str
     found_page: int | None = None
+    page_match: bool = False
+    span_start: int | None = None
+    span_end: int | None = None
+    score: float | None = None
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
@@ -128,6 +136,7 @@ class Store:
         profile: str,
         model: str,
         statuses: Sequence[str] = ("ok",),
+        question: str | None = None,
     ) -> RunRow | None:
         with Session(self.engine) as session:
             stmt = (
@@ -140,6 +149,7 @@ class Store:
                     RunRow.profile == profile,
                     RunRow.model == model,
                     col(RunRow.status).in_(list(statuses)),
+                    col(RunRow.question).is_(None) if question is None else RunRow.question == question,
                 )
                 .order_by(col(RunRow.id).desc())
             )

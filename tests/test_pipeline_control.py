@@ -42,13 +42,14 @@ def test_invalid_answer_is_reasked_once_then_stored_grounded(settings) -> None:
     )
     assert len(second.prompt_token_ids) > len(first.prompt_token_ids)
     law = outcome.result["governing_law"]  # type: ignore[index]
-    assert law["quote_status"] == "found" and law["page"] == 2
+    assert law["quote_status"] == "exact" and law["page"] == 2 and law["found_page"] == 2
     assert outcome.usage["completion_tokens"] == 14
     run, _doc, fields = analyzer.store.get_run(outcome.run_id)  # type: ignore[arg-type,misc]
-    assert run.status == "ok" and run.attempts == 2 and run.template == "contract" and run.template_version == 1
+    assert run.status == "ok" and run.attempts == 2 and run.template == "contract" and run.template_version == 2
     assert run.profile == "embedded" and run.model == "smollm2-135m-instruct"
     assert json.loads(run.sampling_json)["temperature"] == 0.0
-    assert {f.path: f.quote_status for f in fields}["parties[0]"] == "found"
+    assert {f.path: f.quote_status for f in fields}["parties[0]"] == "exact"
+    assert (run.quotes_total, run.quotes_found, run.grounding_rate) == (2, 2, 1.0)
 
 
 def test_still_invalid_after_reask_is_flagged_not_lost(settings) -> None:
@@ -87,3 +88,15 @@ def test_one_bad_file_does_not_sink_the_batch(settings, tmp_path) -> None:
     bad, good = analyzer.extract([broken, SAMPLE_CONTRACT], ExtractOptions(profile="embedded"))
     assert bad.status == "error" and str(bad.error).endswith("cannot open: not a PDF, or damaged beyond repair")
     assert good.status == "ok" and len(engines) == 1
+
+
+def test_strict_fails_a_run_with_an_invented_quote(settings) -> None:
+    invented = json.dumps({"governing_law": {"value": "Texas", "quote": "the laws of the State of Texas", "page": 2}})
+    analyzer, _ = analyzer_with(settings, [(invented, "stop"), (invented, "stop")])
+    [lenient] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded"))
+    assert lenient.status == "ok" and lenient.as_json()["grounding"] == {
+        "quotes": 1, "found": 0, "on_cited_page": 0, "not_found": 1, "rate": 0.0
+    }  # fmt: skip
+    [strict] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded", strict=True, force=True))
+    assert strict.status == "ungrounded" and strict.error is not None and strict.error.exit_code == 6
+    assert str(strict.error).endswith("1 of 1 quotes were not found in the document (--strict): governing_law")

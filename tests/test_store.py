@@ -26,7 +26,7 @@ def test_migrations_are_idempotent_and_runs_round_trip(tmp_path) -> None:
     Store(url)  # second open: nothing to migrate
     doc = DocumentRow(sha256="f" * 64, path="a.pdf", pages=3, chars=10)
     run_id = store.save_run(
-        doc, run_row(doc.sha256), [FieldRow(run_id=0, path="x", quote_status="found", quote_found=True, page=2)]
+        doc, run_row(doc.sha256), [FieldRow(run_id=0, path="x", quote_status="exact", quote_found=True, page=2)]
     )
     run, got_doc, fields = store.get_run(run_id)  # type: ignore[misc]
     assert run.result == {"a": 1} and got_doc.pages == 3 and fields[0].page == 2
