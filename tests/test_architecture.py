@@ -58,8 +58,8 @@ def test_help_works_and_lists_every_command() -> None:
 @pytest.mark.parametrize(
     "tool",
     [
-        ["ruff", "check", "docanalyst", "tests", "bench/pdf_bench.py", "samples"],
-        ["ruff", "format", "--check", "docanalyst", "tests", "bench/pdf_bench.py", "samples"],
+        ["ruff", "check", "docanalyst", "tests", "bench", "samples", "ui"],
+        ["ruff", "format", "--check", "docanalyst", "tests", "bench", "samples", "ui"],
         ["mypy"],
     ],
     ids=["ruff", "ruff-format", "mypy"],
