@@ -76,6 +76,14 @@ DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and engine logs.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 TemplateOpt = Annotated[Template, typer.Option("--template", "-t", help="What to extract.")]
+OcrOpt = Annotated[
+    bool, typer.Option("--ocr/--no-ocr", help="Read pages that are only images with Tesseract (when installed).")
+]
+OcrLangOpt = Annotated[str, typer.Option("--ocr-lang", help="Tesseract language(s), e.g. eng or eng+deu.")]
+ReadTimeoutOpt = Annotated[
+    float, typer.Option("--read-timeout", min=1, help="Seconds allowed to read one PDF (OCR included).")
+]
+MaxMemoryOpt = Annotated[int, typer.Option("--max-memory", min=64, help="MB of memory allowed to read one PDF.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail a run when any quote is not found in the document.")]
 
 
@@ -108,6 +116,10 @@ def extract(
     as_json: JsonOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Recompute even if this exact run is stored.")] = False,
     strict: StrictOpt = False,
+    ocr: OcrOpt = True,
+    ocr_lang: OcrLangOpt = "eng",
+    read_timeout: ReadTimeoutOpt = 300.0,
+    max_memory: MaxMemoryOpt = 2048,
     db: DbOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -123,6 +135,10 @@ def extract(
         allow_yarn=allow_yarn,
         force=force,
         strict=strict,
+        ocr=ocr,
+        ocr_language=ocr_lang,
+        read_timeout_s=read_timeout,
+        read_memory_mb=max_memory,
     )
     try:
         with stdout_to_stderr(), err().status("starting…") as status:
@@ -166,9 +182,12 @@ def batch(
     resume: Annotated[
         bool, typer.Option("--resume/--no-resume", help="Skip documents already stored for this question.")
     ] = True,
-    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds allowed to read one PDF.")] = 60.0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents per engine call.")] = 16,
     strict: StrictOpt = False,
+    ocr: OcrOpt = True,
+    ocr_lang: OcrLangOpt = "eng",
+    read_timeout: ReadTimeoutOpt = 300.0,
+    max_memory: MaxMemoryOpt = 2048,
     db: DbOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -201,6 +220,10 @@ def batch(
         force=not resume,
         reuse_statuses=("ok", "invalid", "truncated", "ungrounded"),
         strict=strict,
+        ocr=ocr,
+        ocr_language=ocr_lang,
+        read_timeout_s=read_timeout,
+        read_memory_mb=max_memory,
     )
     counts = {"ok": 0, "cached": 0, "failed": 0, "skipped": 0}
     totals = {"pages": 0, "tokens": 0}
@@ -242,7 +265,14 @@ def batch(
     try:
         with stdout_to_stderr(stream_results=jsonl), progress:
             outcomes = run_batch(
-                analyzer, files, options, workers=workers, timeout_s=timeout, batch_size=batch_size, on_event=on_event
+                analyzer,
+                files,
+                options,
+                workers=workers,
+                # a backstop behind the reader's own limit (which gives the clearer message): tokenising comes after
+                timeout_s=read_timeout + 60,
+                batch_size=batch_size,
+                on_event=on_event,
             )
     finally:
         analyzer.close()
@@ -286,6 +316,10 @@ def ask(
     as_json: JsonOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Recompute even if this exact run is stored.")] = False,
     strict: StrictOpt = False,
+    ocr: OcrOpt = True,
+    ocr_lang: OcrLangOpt = "eng",
+    read_timeout: ReadTimeoutOpt = 300.0,
+    max_memory: MaxMemoryOpt = 2048,
     db: DbOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -302,7 +336,16 @@ def ask(
         raise DocanalystError('nothing to ask: give a question (docanalyst ask FILE "question") or --template')
     analyzer = Analyzer(settings(db), engine_factory=ENGINE_FACTORY)
     options = ExtractOptions(
-        profile=profile, model_path=model, password=password, allow_yarn=allow_yarn, force=force, strict=strict
+        profile=profile,
+        model_path=model,
+        password=password,
+        allow_yarn=allow_yarn,
+        force=force,
+        strict=strict,
+        ocr=ocr,
+        ocr_language=ocr_lang,
+        read_timeout_s=read_timeout,
+        read_memory_mb=max_memory,
     )
     try:
         with stdout_to_stderr(), err().status("starting…") as status:
@@ -395,6 +438,10 @@ def tokens(
     profile: ProfileOpt = None,
     model: ModelOpt = None,
     password: PasswordOpt = None,
+    ocr: OcrOpt = True,
+    ocr_lang: OcrLangOpt = "eng",
+    read_timeout: ReadTimeoutOpt = 300.0,
+    max_memory: MaxMemoryOpt = 2048,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -403,7 +450,17 @@ def tokens(
 
     analyzer = Analyzer(settings())
     document, report, verdict = analyzer.budget(
-        file, ExtractOptions(template=template.value, profile=profile, model_path=model, password=password)
+        file,
+        ExtractOptions(
+            template=template.value,
+            profile=profile,
+            model_path=model,
+            password=password,
+            ocr=ocr,
+            ocr_language=ocr_lang,
+            read_timeout_s=read_timeout,
+            read_memory_mb=max_memory,
+        ),
     )
     data = {
         "path": str(file),

@@ -54,6 +54,11 @@ class ExtractOptions:
     reuse_statuses: tuple[str, ...] = ("ok",)
     # --strict: a value whose quote cannot be found in the document fails the run (status "ungrounded").
     strict: bool = False
+    # Reading: OCR of pages that are only images (Tesseract), and the limits of the isolated reader process.
+    ocr: bool = True
+    ocr_language: str = "eng"
+    read_timeout_s: float = 300.0
+    read_memory_mb: int = 2048
 
 
 @dataclass(frozen=True)
@@ -193,10 +198,18 @@ class Analyzer:
         return estimate_tokenizer(profile.estimate_encoding)
 
     # ---- planning ---------------------------------------------------------------------------
-    def load(self, path: str | Path, password: str | None) -> Document:
-        from docanalyst.pdf import load_pdf
+    def load(self, path: str | Path, options: ExtractOptions) -> Document:
+        """Read a PDF in a child process bounded in time and memory (see isolation.py)."""
+        from docanalyst.isolation import load_pdf_isolated
 
-        return load_pdf(path, password)
+        return load_pdf_isolated(
+            path,
+            options.password,
+            timeout_s=options.read_timeout_s,
+            memory_mb=options.read_memory_mb,
+            ocr=options.ocr,
+            ocr_language=options.ocr_language,
+        )
 
     def plan(
         self, document: Document, options: ExtractOptions
@@ -236,7 +249,7 @@ class Analyzer:
 
     def budget(self, path: str | Path, options: ExtractOptions) -> tuple[Document, BudgetReport, str]:
         """The `tokens` command: a report for the requested profile, no engine, no error when too long."""
-        document = self.load(path, options.password)
+        document = self.load(path, options)
         template = load_template(options.template)
         profile = get_profile(default_profile_name(options.profile or self.settings.profile))
         model_ref, _ = self.resolve_model(profile, options.model_path)
@@ -276,11 +289,11 @@ class Analyzer:
         """Read, check and measure one document (no engine, no database): safe to run in a worker process."""
         path = str(path)
         t0 = time.perf_counter()
-        document = self.load(path, options.password)
+        document = self.load(path, options)
         read_s = time.perf_counter() - t0
         if not any(p.has_text_layer and p.text for p in document.pages):
             raise NoTextError(
-                "no text to analyse: every page is a scanned image without a text layer (OCR is not enabled)",
+                "no text to analyse: no page has a text layer, and OCR recovered none",
                 path=path,
                 document_id=document.id,
             )

@@ -32,7 +32,7 @@ def mixed_folder(tmp_path: Path) -> Path:
         shutil.copy(pdf, folder / pdf.name)
     shutil.copy(CORPUS / "robustness/qpdf/bad1.pdf", folder / "broken.pdf")
     shutil.copy(CORPUS / "robustness/pdfjs/issue6010_1.pdf", folder / "locked.pdf")
-    shutil.copy(CORPUS / "robustness/pdfjs/issue7200.pdf", folder / "scan.PDF")
+    shutil.copy(CORPUS / "robustness/qpdf/broken-lzw.pdf", folder / "scan.PDF")  # no text, no image: OCR cannot help
     shutil.copy(LONG_CONTRACT, folder / "long.pdf")
     (folder / "notes.txt").write_text("not a pdf, not matched")
     return folder

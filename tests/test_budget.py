@@ -26,7 +26,7 @@ def test_sample_fits_embedded_with_exact_counts(settings) -> None:
 
 def test_long_contract_fails_with_the_numbers(settings) -> None:
     analyzer = Analyzer(settings)
-    document = analyzer.load(LONG_CONTRACT, None)
+    document = analyzer.load(LONG_CONTRACT, ExtractOptions())
     _, report, verdict = analyzer.budget(LONG_CONTRACT, ExtractOptions(profile="embedded"))
     assert verdict == "too-long"
     with pytest.raises(BudgetError) as info:
