@@ -148,6 +148,8 @@ def run_batch(
     emit = on_event or (lambda _kind, _outcome, _info: None)
     outcomes = [Outcome(path=str(p), status="error") for p in paths]
     jobs = []
+    first_by_content: dict[str, Outcome] = {}  # two files with the same bytes are analysed once
+    copies: list[tuple[Outcome, Outcome]] = []
     for index, prepared in prepare_parallel(analyzer.settings, paths, options, workers, timeout_s):
         outcome = outcomes[index]
         if isinstance(prepared, DocanalystError):
@@ -155,6 +157,11 @@ def run_batch(
             outcome.status = "skipped" if isinstance(prepared, BudgetError) else "error"
             emit("done", outcome, {})
             continue
+        original = first_by_content.get(prepared.document.sha256)
+        if original is not None:
+            copies.append((outcome, original))
+            continue
+        first_by_content[prepared.document.sha256] = outcome
         try:
             job = analyzer.admit(prepared, options, outcome)
         except DocanalystError as exc:
@@ -173,4 +180,21 @@ def run_batch(
         analyzer.run_jobs(chunk, options)
         for job in chunk:
             emit("done", job.outcome, {})
+    for copy, original in copies:
+        copy.status = "cached" if original.ok else original.status
+        copy.document, copy.template, copy.profile, copy.model = (
+            original.document,
+            original.template,
+            original.profile,
+            original.model,
+        )
+        copy.result, copy.fields, copy.run_id, copy.error = (
+            original.result,
+            original.fields,
+            original.run_id,
+            original.error,
+        )
+        copy.budget, copy.usage = original.budget, dict(original.usage)
+        copy.notes = [f"same content as {original.path}: analysed once (run {original.run_id})"]
+        emit("done", copy, {})
     return outcomes

@@ -100,3 +100,17 @@ def test_strict_fails_a_run_with_an_invented_quote(settings) -> None:
     [strict] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded", strict=True, force=True))
     assert strict.status == "ungrounded" and strict.error is not None and strict.error.exit_code == 6
     assert str(strict.error).endswith("1 of 1 quotes were not found in the document (--strict): governing_law")
+
+
+def test_batch_analyses_identical_files_once(settings, tmp_path) -> None:
+    import shutil
+
+    from docanalyst.batch import run_batch
+
+    copy = tmp_path / "copy-of-sample.pdf"
+    shutil.copy(SAMPLE_CONTRACT, copy)
+    analyzer, engines = analyzer_with(settings, [(GOOD, "stop")])
+    first, second = run_batch(analyzer, [SAMPLE_CONTRACT, copy], ExtractOptions(profile="embedded"), workers=2)
+    assert len(engines[0].requests) == 1
+    assert first.status == "ok" and second.status == "cached" and second.run_id == first.run_id
+    assert second.notes == [f"same content as {SAMPLE_CONTRACT}: analysed once (run {first.run_id})"]
