@@ -150,13 +150,18 @@ def run_batch(
     jobs = []
     first_by_content: dict[str, Outcome] = {}  # two files with the same bytes are analysed once
     copies: list[tuple[Outcome, Outcome]] = []
-    for index, prepared in prepare_parallel(analyzer.settings, paths, options, workers, timeout_s):
+    ready: dict[int, Prepared] = {}
+    for index, result in prepare_parallel(analyzer.settings, paths, options, workers, timeout_s):
+        if isinstance(result, DocanalystError):
+            outcomes[index].error = result
+            outcomes[index].status = "skipped" if isinstance(result, BudgetError) else "error"
+            emit("done", outcomes[index], {})
+        else:
+            ready[index] = result
+    # Readers finish in any order; admitting in file order makes "the original" of identical files (and the
+    # order of engine requests) the same on every run.
+    for index, prepared in sorted(ready.items()):
         outcome = outcomes[index]
-        if isinstance(prepared, DocanalystError):
-            outcome.error = prepared
-            outcome.status = "skipped" if isinstance(prepared, BudgetError) else "error"
-            emit("done", outcome, {})
-            continue
         original = first_by_content.get(prepared.document.sha256)
         if original is not None:
             copies.append((outcome, original))
