@@ -8,8 +8,6 @@ object per document.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import sys
@@ -95,6 +93,22 @@ def settings(db: str | None = None) -> Settings:
     return Settings.from_env().with_db(db)
 
 
+def _options(
+    *,
+    model: str | None,
+    ocr_lang: str,
+    read_timeout: float,
+    max_memory: int,
+    **rest: Any,
+) -> Any:
+    """ExtractOptions from the flags the reading commands share (their CLI names differ from the fields')."""
+    from docanalyst.pipeline import ExtractOptions
+
+    return ExtractOptions(
+        model_path=model, ocr_language=ocr_lang, read_timeout_s=read_timeout, read_memory_mb=max_memory, **rest
+    )
+
+
 def _emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
     sys.stdout.flush()
@@ -124,22 +138,13 @@ def extract(
     debug: DebugOpt = False,
 ) -> None:
     """Extract validated, page-cited fields from whole PDFs and store the runs."""
-    from docanalyst.pipeline import Analyzer, ExtractOptions
+    from docanalyst.pipeline import Analyzer
 
     analyzer = Analyzer(settings(db), engine_factory=ENGINE_FACTORY)
-    options = ExtractOptions(
-        template=template.value,
-        profile=profile,
-        model_path=model,
-        password=password,
-        allow_yarn=allow_yarn,
-        force=force,
-        strict=strict,
-        ocr=ocr,
-        ocr_language=ocr_lang,
-        read_timeout_s=read_timeout,
-        read_memory_mb=max_memory,
-    )
+    options = _options(
+        template=template.value, profile=profile, model=model, password=password, allow_yarn=allow_yarn, force=force,
+        strict=strict, ocr=ocr, ocr_lang=ocr_lang, read_timeout=read_timeout, max_memory=max_memory,
+    )  # fmt: skip
     try:
         with stdout_to_stderr(), err().status("starting…") as status:
             outcomes = analyzer.extract(files, options, progress=lambda p, s: status.update(f"{Path(p).name}: {s}"))
@@ -205,26 +210,17 @@ def batch(
     )
 
     from docanalyst.batch import find_pdfs, run_batch
-    from docanalyst.pipeline import Analyzer, ExtractOptions
+    from docanalyst.pipeline import Analyzer
 
     files = find_pdfs(folder, glob, recursive)
     if not files:
         raise DocanalystError(f"no files match {glob!r}", path=folder)
     analyzer = Analyzer(settings(db), engine_factory=ENGINE_FACTORY)
-    options = ExtractOptions(
-        template=template.value,
-        profile=profile,
-        model_path=model,
-        password=password,
-        allow_yarn=allow_yarn,
-        force=not resume,
-        reuse_statuses=("ok", "invalid", "truncated", "ungrounded"),
-        strict=strict,
-        ocr=ocr,
-        ocr_language=ocr_lang,
-        read_timeout_s=read_timeout,
-        read_memory_mb=max_memory,
-    )
+    options = _options(
+        template=template.value, profile=profile, model=model, password=password, allow_yarn=allow_yarn,
+        force=not resume, reuse_statuses=("ok", "invalid", "truncated", "ungrounded"), strict=strict,
+        ocr=ocr, ocr_lang=ocr_lang, read_timeout=read_timeout, max_memory=max_memory,
+    )  # fmt: skip
     counts = {"ok": 0, "cached": 0, "failed": 0, "skipped": 0}
     totals = {"pages": 0, "tokens": 0}
     started = time.perf_counter()
@@ -328,25 +324,17 @@ def ask(
     All questions (and --template extractions) share the document prefix: after the first request the engine
     serves the document from its prefix cache (see cached tokens in the output).
     """
-    from docanalyst.pipeline import Analyzer, ExtractOptions
+    from docanalyst.pipeline import Analyzer
 
     asked = [q for q in [question, *(questions or [])] if q and q.strip()]
     extra = [t.value for t in templates or []]
     if not asked and not extra:
         raise DocanalystError('nothing to ask: give a question (docanalyst ask FILE "question") or --template')
     analyzer = Analyzer(settings(db), engine_factory=ENGINE_FACTORY)
-    options = ExtractOptions(
-        profile=profile,
-        model_path=model,
-        password=password,
-        allow_yarn=allow_yarn,
-        force=force,
-        strict=strict,
-        ocr=ocr,
-        ocr_language=ocr_lang,
-        read_timeout_s=read_timeout,
-        read_memory_mb=max_memory,
-    )
+    options = _options(
+        profile=profile, model=model, password=password, allow_yarn=allow_yarn, force=force, strict=strict,
+        ocr=ocr, ocr_lang=ocr_lang, read_timeout=read_timeout, max_memory=max_memory,
+    )  # fmt: skip
     try:
         with stdout_to_stderr(), err().status("starting…") as status:
             outcomes = analyzer.ask(
@@ -446,20 +434,20 @@ def tokens(
     debug: DebugOpt = False,
 ) -> None:
     """Token budget of a PDF against a profile's window (no engine is started)."""
-    from docanalyst.pipeline import Analyzer, ExtractOptions
+    from docanalyst.pipeline import Analyzer
 
     analyzer = Analyzer(settings())
     document, report, verdict = analyzer.budget(
         file,
-        ExtractOptions(
+        _options(
             template=template.value,
             profile=profile,
-            model_path=model,
+            model=model,
             password=password,
             ocr=ocr,
-            ocr_language=ocr_lang,
-            read_timeout_s=read_timeout,
-            read_memory_mb=max_memory,
+            ocr_lang=ocr_lang,
+            read_timeout=read_timeout,
+            max_memory=max_memory,
         ),
     )
     data = {
@@ -494,12 +482,13 @@ def list_runs(
     debug: DebugOpt = False,
 ) -> None:
     """List stored runs."""
+    from docanalyst.exporting import run_record
     from docanalyst.store import Store
 
     rows = Store(settings(db).db_url).list_runs(limit)
     if as_json:
         for run, doc in rows:
-            _emit_json(_run_json(run, doc, None))
+            _emit_json(run_record(run, doc, None))
         return
     table = Table(title=f"{len(rows)} run(s)")
     for col in ("run", "when (UTC)", "document", "pages", "template", "profile", "model", "status"):
@@ -518,51 +507,6 @@ def list_runs(
     out().print(table)
 
 
-def _run_json(run: Any, doc: Any, fields: list[Any] | None) -> dict[str, Any]:
-    data = {
-        "run_id": run.id,
-        "created_at": run.created_at.isoformat(),
-        "document": {"sha256": doc.sha256, "path": doc.path, "pages": doc.pages, "tokens": doc.tokens},
-        "template": run.template,
-        "template_version": run.template_version,
-        "template_sha256": run.template_sha256,
-        "schema_hash": run.schema_hash,
-        "profile": run.profile,
-        "model": run.model,
-        "sampling": json.loads(run.sampling_json),
-        "status": run.status,
-        "error": run.error,
-        "attempts": run.attempts,
-        "question": run.question,
-        "result": run.result,
-        "grounding": {"quotes": run.quotes_total, "found": run.quotes_found, "rate": run.grounding_rate},
-        "usage": {
-            "prompt_tokens": run.prompt_tokens,
-            "cached_tokens": run.cached_tokens,
-            "completion_tokens": run.completion_tokens,
-        },
-        "timings": run.timings,
-        "docanalyst_version": run.docanalyst_version,
-    }
-    if fields is not None:
-        data["fields"] = [
-            {
-                "path": f.path,
-                "value": f.value,
-                "quote": f.quote,
-                "page": f.page,
-                "quote_found": f.quote_found,
-                "quote_status": f.quote_status,
-                "found_page": f.found_page,
-                "page_match": f.page_match,
-                "span": [f.span_start, f.span_end] if f.span_start is not None else None,
-                "score": f.score,
-            }
-            for f in fields
-        ]
-    return data
-
-
 @app.command()
 def show(
     run_id: Annotated[int, typer.Argument(help="Run id (see `docanalyst list`).")],
@@ -571,6 +515,7 @@ def show(
     debug: DebugOpt = False,
 ) -> None:
     """Show one stored run: its fields, quotes, pages and whether each quote was found."""
+    from docanalyst.exporting import run_record
     from docanalyst.store import Store
 
     found = Store(settings(db).db_url).get_run(run_id)
@@ -578,7 +523,7 @@ def show(
         raise DocanalystError(f"no run with id {run_id}")
     run, doc, fields = found
     if as_json:
-        _emit_json(_run_json(run, doc, fields))
+        _emit_json(run_record(run, doc, fields))
         return
     console = out()
     console.print(f"[bold]run {run.id}[/bold]  {doc.path}  ({doc.pages} pages, {doc.tokens or '?'} tokens)")
@@ -615,6 +560,7 @@ def export(
     debug: DebugOpt = False,
 ) -> None:
     """Export stored runs."""
+    from docanalyst.exporting import run_record, to_field_csv, to_json, to_jsonl, to_wide_csv
     from docanalyst.store import Store
 
     store = Store(settings(db).db_url)
@@ -624,82 +570,16 @@ def export(
         found = store.get_run(int(rid)) if rid is not None else None
         if found is None:
             raise DocanalystError(f"no run with id {rid}")
-        records.append(_run_json(*found))
-    buffer = io.StringIO()
-    if fmt is ExportFormat.json:
-        json.dump(records, buffer, ensure_ascii=False, indent=2)
-        buffer.write("\n")
-    elif fmt is ExportFormat.jsonl:
-        for record in records:
-            buffer.write(json.dumps(record, ensure_ascii=False) + "\n")
-    elif fmt is ExportFormat.wide:
-        _write_wide(buffer, records)
-    else:
-        writer = csv.writer(buffer)
-        writer.writerow(
-            [
-                "run_id",
-                "document",
-                "sha256",
-                "template",
-                "profile",
-                "model",
-                "status",
-                "field",
-                "value",
-                "quote",
-                "page",
-                "quote_found",
-                "quote_status",
-                "found_page",
-            ]
-        )
-        for r in records:
-            for f in r["fields"]:
-                writer.writerow(
-                    [
-                        r["run_id"],
-                        r["document"]["path"],
-                        r["document"]["sha256"],
-                        r["template"],
-                        r["profile"],
-                        r["model"],
-                        r["status"],
-                        f["path"],
-                        f["value"],
-                        f["quote"],
-                        f["page"],
-                        f["quote_found"],
-                        f["quote_status"],
-                        f["found_page"],
-                    ]
-                )
+        records.append(run_record(*found))
+    writers = {ExportFormat.json: to_json, ExportFormat.jsonl: to_jsonl, ExportFormat.csv: to_field_csv,
+               ExportFormat.wide: to_wide_csv}  # fmt: skip
+    text = writers[fmt](records)
     if output:
-        output.write_text(buffer.getvalue(), encoding="utf-8")
+        output.write_text(text, encoding="utf-8")
         err().print(f"wrote {len(records)} run(s) to {output}")
     else:
-        sys.stdout.write(buffer.getvalue())
+        sys.stdout.write(text)
         sys.stdout.flush()
-
-
-def _write_wide(buffer: io.StringIO, records: list[dict[str, Any]]) -> None:
-    """One row per run; for each field path a value column, plus its page and whether the quote was found."""
-    paths: list[str] = []
-    for record in records:
-        for f in record["fields"]:
-            if f["path"] not in paths:
-                paths.append(f["path"])
-    writer = csv.writer(buffer)
-    head = ["run_id", "document", "sha256", "template", "profile", "model", "status", "error"]
-    writer.writerow(head + [c for p in paths for c in (p, f"{p}.page", f"{p}.quote_found")])
-    for r in records:
-        by_path = {f["path"]: f for f in r["fields"]}
-        row = [r["run_id"], r["document"]["path"], r["document"]["sha256"], r["template"], r["profile"], r["model"]]
-        row += [r["status"], r["error"] or ""]
-        for p in paths:
-            f = by_path.get(p)
-            row += [f["value"], f["page"], f["quote_found"]] if f else ["", "", ""]
-        writer.writerow(row)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -6,9 +6,7 @@ Only the public docanalyst API is used; PyMuPDF is imported here (outside the pa
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import re
 import threading
@@ -19,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from docanalyst import exporting
 from docanalyst.config import Settings
 from docanalyst.engine import Engine
 from docanalyst.errors import DocanalystError, EngineError
@@ -455,39 +454,7 @@ def run_warnings(view: RunView, document_warnings: Iterable[str] = ()) -> list[s
 
 
 def run_record(view: RunView) -> dict[str, Any]:
-    run, doc = view.run, view.document
-    return {
-        "run_id": run.id,
-        "created_at": run.created_at.isoformat(),
-        "document": {"sha256": doc.sha256, "path": doc.path, "pages": doc.pages, "tokens": doc.tokens},
-        "template": run.template,
-        "template_version": run.template_version,
-        "question": getattr(run, "question", None),
-        "profile": run.profile,
-        "model": run.model,
-        "status": run.status,
-        "error": run.error,
-        "result": run.result,
-        "usage": {
-            "prompt_tokens": run.prompt_tokens,
-            "cached_tokens": run.cached_tokens,
-            "completion_tokens": run.completion_tokens,
-        },
-        "timings": run.timings,
-        "fields": [
-            {
-                "path": f.path,
-                "value": f.value,
-                "quote": f.quote,
-                "page": f.page,
-                "quote_status": f.quote_status,
-                "quote_found": f.quote_found,
-                "found_page": f.found_page,
-                "score": getattr(f, "score", None),
-            }
-            for f in view.fields
-        ],
-    }
+    return exporting.run_record(view.run, view.document, view.fields)
 
 
 def export_json(views: list[RunView]) -> str:
@@ -495,37 +462,9 @@ def export_json(views: list[RunView]) -> str:
     return json.dumps(records[0] if len(records) == 1 else records, indent=2, ensure_ascii=False)
 
 
-CSV_COLUMNS = [
-    "run_id",
-    "document",
-    "sha256",
-    "template",
-    "profile",
-    "model",
-    "status",
-    "field",
-    "value",
-    "page",
-    "quote",
-    "quote_status",
-    "found_page",
-]
-
-
 def export_csv(views: list[RunView]) -> str:
     """One row per extracted field (a run without fields still gets one row, with its status)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for v in views:
-        head = [v.run.id, v.document.path, v.document.sha256, v.run.template, v.run.profile, v.run.model, v.run.status]
-        if not v.fields:
-            writer.writerow([*head, "", "", "", "", "", ""])
-        for f in v.fields:
-            writer.writerow(
-                [*head, f.path, f.value or "", f.page or "", f.quote or "", f.quote_status, f.found_page or ""]
-            )
-    return buffer.getvalue()
+    return exporting.to_field_csv([run_record(v) for v in views])
 
 
 # ---- history -------------------------------------------------------------------------------------

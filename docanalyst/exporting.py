@@ -1,0 +1,108 @@
+"""Stored runs as plain records and as JSON / JSONL / CSV text: one definition for the CLI and the web app."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from docanalyst.store import DocumentRow, FieldRow, RunRow
+
+FIELD_COLUMNS = ["path", "value", "quote", "page", "quote_found", "quote_status", "found_page"]
+RUN_COLUMNS = ["run_id", "document", "sha256", "template", "profile", "model", "status"]
+
+
+def run_record(run: RunRow, doc: DocumentRow, fields: Sequence[FieldRow] | None) -> dict[str, Any]:
+    """Everything stored about one run; ``fields`` None leaves the per-field rows out (listings)."""
+    data: dict[str, Any] = {
+        "run_id": run.id,
+        "created_at": run.created_at.isoformat(),
+        "document": {"sha256": doc.sha256, "path": doc.path, "pages": doc.pages, "tokens": doc.tokens},
+        "template": run.template,
+        "template_version": run.template_version,
+        "template_sha256": run.template_sha256,
+        "schema_hash": run.schema_hash,
+        "profile": run.profile,
+        "model": run.model,
+        "sampling": json.loads(run.sampling_json),
+        "status": run.status,
+        "error": run.error,
+        "attempts": run.attempts,
+        "question": run.question,
+        "result": run.result,
+        "grounding": {"quotes": run.quotes_total, "found": run.quotes_found, "rate": run.grounding_rate},
+        "usage": {
+            "prompt_tokens": run.prompt_tokens,
+            "cached_tokens": run.cached_tokens,
+            "completion_tokens": run.completion_tokens,
+        },
+        "timings": run.timings,
+        "docanalyst_version": run.docanalyst_version,
+    }
+    if fields is not None:
+        data["fields"] = [
+            {
+                "path": f.path,
+                "value": f.value,
+                "quote": f.quote,
+                "page": f.page,
+                "quote_found": f.quote_found,
+                "quote_status": f.quote_status,
+                "found_page": f.found_page,
+                "page_match": f.page_match,
+                "span": [f.span_start, f.span_end] if f.span_start is not None else None,
+                "score": f.score,
+            }
+            for f in fields
+        ]
+    return data
+
+
+def _head(record: dict[str, Any]) -> list[Any]:
+    doc = record["document"]
+    return [record["run_id"], doc["path"], doc["sha256"], record["template"], record["profile"], record["model"],
+            record["status"]]  # fmt: skip
+
+
+def to_json(records: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(list(records), ensure_ascii=False, indent=2) + "\n"
+
+
+def to_jsonl(records: Sequence[dict[str, Any]]) -> str:
+    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
+def to_field_csv(records: Sequence[dict[str, Any]]) -> str:
+    """One row per extracted field; a run without fields (failed, truncated) still gets a row with its status."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([*RUN_COLUMNS, "field", *FIELD_COLUMNS[1:]])
+    for record in records:
+        fields = record.get("fields") or []
+        if not fields:
+            writer.writerow([*_head(record), *([""] * len(FIELD_COLUMNS))])
+        for f in fields:
+            writer.writerow([*_head(record), *(f[c] for c in FIELD_COLUMNS)])
+    return buffer.getvalue()
+
+
+def to_wide_csv(records: Sequence[dict[str, Any]]) -> str:
+    """One row per run; for each field path a value column, plus its page and whether the quote was found."""
+    paths: list[str] = []
+    for record in records:
+        for f in record.get("fields") or []:
+            if f["path"] not in paths:
+                paths.append(f["path"])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([*RUN_COLUMNS, "error", *(c for p in paths for c in (p, f"{p}.page", f"{p}.quote_found"))])
+    for record in records:
+        by_path = {f["path"]: f for f in record.get("fields") or []}
+        row = [*_head(record), record["error"] or ""]
+        for p in paths:
+            f = by_path.get(p)
+            row += [f["value"], f["page"], f["quote_found"]] if f else ["", "", ""]
+        writer.writerow(row)
+    return buffer.getvalue()
