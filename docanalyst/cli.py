@@ -1,4 +1,4 @@
-"""Command line: ``docanalyst extract|batch|tokens|list|show|export|models|ui``.
+"""Command line: ``docanalyst extract|batch|ask|tokens|list|show|export|eval|eval-list|eval-compare|models|ui``.
 
 The edge of the application: the only place where errors become one plain line on stderr and an exit
 code. vLLM and its engine process print to fd 1; while the engine runs, fd 1 points at stderr
@@ -580,6 +580,118 @@ def export(
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
+
+
+@app.command("eval")
+def eval_(
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="cuad, papers (from the shared corpus, see DOCANALYST_CORPUS), or a path: a CUAD folder or "
+            "master_clauses.csv, a papers ground-truth JSON, or a folder of PDFs with labels.csv/labels.jsonl.",
+        ),
+    ],
+    profile: ProfileOpt = None,
+    model: ModelOpt = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=1, help="Only the N smallest documents (a quick run).")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="Labels file for a folder dataset (default: labels.csv/.jsonl).")
+    ] = None,
+    template: Annotated[
+        Template | None, typer.Option("--template", "-t", help="Template for a folder dataset (default: contract).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Recompute answers already stored for this model.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only read and measure: which documents fit the window (no engine).")
+    ] = False,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option("--report-dir", help="Where report.md and chart.png go (default: DOCANALYST_HOME/reports)."),
+    ] = None,
+    allow_yarn: Annotated[bool, typer.Option("--allow-yarn/--no-allow-yarn", help="Allow the 1M YaRN profile.")] = True,
+    ocr: OcrOpt = True,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Measure extraction quality on labelled documents: per-field precision, recall and F1, grounding, tokens
+    and time; a Markdown report and a chart; the evaluation is stored (compare with `eval-compare`).
+
+    Documents over the profile's window are counted as skipped; a document without a valid answer counts
+    its labels as missing. Exit code: 0 when at least one document was scored, 2 when none could be.
+    """
+    from docanalyst.evaluation import views
+    from docanalyst.evaluation.datasets import resolve
+    from docanalyst.pipeline import Analyzer
+
+    config = settings(db)
+    data = resolve(dataset, config.corpus_dir, labels, template.value if template else None).limited(limit)
+    options = _options(
+        profile=profile, model=model, allow_yarn=allow_yarn, force=force, ocr=ocr, ocr_lang="eng",
+        read_timeout=300.0, max_memory=2048,
+    )  # fmt: skip
+    analyzer = Analyzer(config, engine_factory=ENGINE_FACTORY)
+    if dry_run:
+        views.print_plan(out(), data, views.plan_rows(analyzer, data, options), as_json)
+        return
+    try:
+        with stdout_to_stderr(), err().status("starting…") as status:
+            done: set[str] = set()
+
+            def progress(path: str, stage: str) -> None:
+                if stage in ("cached", "error") or stage.startswith("generat"):
+                    done.add(path)
+                status.update(f"{len(done)}/{len(data.cases)} · {Path(path).name}: {stage}")
+
+            result = views.run(analyzer, data, options, progress)
+    finally:
+        analyzer.close()
+    folder = report_dir or config.home / "reports" / f"eval-{result.evaluation_id}-{data.name}"
+    report = views.write_report(analyzer, result, folder, _command_line())
+    views.print_result(out(), err(), result, report, as_json)
+    if result.summary()["status"]["scored"] == 0:
+        raise typer.Exit(2)
+
+
+@app.command("eval-list")
+def eval_list(
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many, newest first.")] = 50,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """List stored evaluations."""
+    from docanalyst.evaluation import views
+    from docanalyst.store import Store
+
+    views.print_list(out(), Store(settings(db).db_url).list_evaluations(limit), as_json)
+
+
+@app.command("eval-compare")
+def eval_compare(
+    ids: Annotated[list[int], typer.Argument(help="Evaluation ids (see `docanalyst eval-list`).")],
+    report_dir: Annotated[
+        Path | None, typer.Option("--report-dir", help="Also write compare.md and compare.png here.")
+    ] = None,
+    db: DbOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Per-field F1, precision and recall of several evaluations side by side (two models, templates, profiles)."""
+    from docanalyst.evaluation import views
+    from docanalyst.store import Store
+
+    store = Store(settings(db).db_url)
+    views.print_compare(out(), views.load_evaluations(store, ids), report_dir)
+
+
+def _command_line() -> str:
+    import shlex
+
+    return " ".join(["docanalyst", *(shlex.quote(a) for a in sys.argv[1:])])
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

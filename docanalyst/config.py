@@ -20,6 +20,12 @@ def _default_home() -> Path:
     return Path(user_data_dir(APP_NAME, appauthor=False))
 
 
+def _sibling_corpus() -> Path | None:
+    """The shared corpus beside a source checkout (``../shared/corpus``), where the project keeps it."""
+    candidate = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+    return candidate if candidate.is_dir() else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything that depends on the environment."""
@@ -28,6 +34,8 @@ class Settings:
     db_url: str
     profile: str | None = None
     cpu_kv_cache_gib: int = 4
+    # Labelled documents for `docanalyst eval --dataset cuad|papers` (contracts/ and papers/ below it).
+    corpus_dir: Path | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -44,6 +52,9 @@ class Settings:
             db_url=db_url,
             profile=env.get("DOCANALYST_PROFILE") or None,
             cpu_kv_cache_gib=int(env.get("DOCANALYST_CPU_KV_GIB", "4")),
+            corpus_dir=Path(env["DOCANALYST_CORPUS"]).expanduser()
+            if env.get("DOCANALYST_CORPUS")
+            else _sibling_corpus(),
         )
 
     def with_db(self, db_url: str | None) -> Settings:

@@ -93,6 +93,55 @@ class FieldRow(SQLModel, table=True):
     score: float | None = None
 
 
+class EvaluationRow(SQLModel, table=True):
+    """One ``docanalyst eval`` run: what was measured with what, and the per-field figures."""
+
+    __tablename__ = "evaluations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dataset: str
+    dataset_path: str
+    template: str
+    template_version: int
+    schema_hash: str
+    profile: str
+    model: str
+    documents: int
+    scored: int
+    skipped: int
+    failed: int
+    summary_json: str  # totals, per-field counts and P/R/F1, grounding, tokens, time
+    docanalyst_version: str
+    created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return dict(json.loads(self.summary_json))
+
+
+class EvaluationItemRow(SQLModel, table=True):
+    """One document of an evaluation: its status, the run that answered, and each field's score."""
+
+    __tablename__ = "evaluation_items"
+
+    id: int | None = Field(default=None, primary_key=True)
+    evaluation_id: int = Field(foreign_key="evaluations.id", index=True)
+    name: str
+    document_sha256: str | None = None
+    run_id: int | None = Field(default=None, foreign_key="runs.id")
+    status: str  # scored | failed | skipped | unreadable
+    run_status: str | None = None
+    error: str | None = None
+    scores_json: str = "[]"
+    excluded_json: str = "{}"
+    pages: int | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_s: float | None = None
+    quotes_total: int | None = None
+    quotes_found: int | None = None
+
+
 def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -211,6 +260,32 @@ class Store:
             assert doc is not None
             fields = list(session.exec(select(FieldRow).where(FieldRow.run_id == run_id).order_by(col(FieldRow.id))))
             return run, doc, fields
+
+    def save_evaluation(self, evaluation: EvaluationRow, items: Sequence[EvaluationItemRow]) -> int:
+        """The evaluation and all its items in one transaction (a crash leaves none of it)."""
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.add(evaluation)
+                session.flush()
+                assert evaluation.id is not None
+                for item in items:
+                    item.evaluation_id = evaluation.id
+                    session.add(item)
+                return evaluation.id
+        except Exception as exc:
+            raise StoreError(f"could not store the evaluation: {str(exc).splitlines()[0]}") from exc
+
+    def get_evaluation(self, evaluation_id: int) -> tuple[EvaluationRow, list[EvaluationItemRow]] | None:
+        with Session(self.engine) as session:
+            evaluation = session.get(EvaluationRow, evaluation_id)
+            if evaluation is None:
+                return None
+            stmt = select(EvaluationItemRow).where(EvaluationItemRow.evaluation_id == evaluation_id)
+            return evaluation, list(session.exec(stmt.order_by(col(EvaluationItemRow.id))))
+
+    def list_evaluations(self, limit: int = 50) -> list[EvaluationRow]:
+        with Session(self.engine) as session:
+            return list(session.exec(select(EvaluationRow).order_by(col(EvaluationRow.id).desc()).limit(limit)))
 
     def list_runs(self, limit: int = 50) -> list[tuple[RunRow, DocumentRow]]:
         with Session(self.engine) as session:

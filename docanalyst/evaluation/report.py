@@ -1,0 +1,202 @@
+"""The evaluation report: Markdown a person reads (and docs/EVALUATION.md quotes) and a PNG chart of
+per-field precision, recall and F1. ``compare`` puts several stored evaluations side by side.
+
+matplotlib is imported only here, only when a chart is drawn, with the Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from docanalyst.store import EvaluationItemRow, EvaluationRow
+
+_CELL_MAX = 70
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def _cell(text: Any) -> str:
+    text = "" if text is None else str(text)
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= _CELL_MAX else text[: _CELL_MAX - 1] + "…"
+
+
+def _reason(item: EvaluationItemRow) -> str:
+    """The error without the path (the document is named beside it)."""
+    text = (item.error or "").split(": ", 1)[-1] if item.error and item.error.startswith("/") else item.error or ""
+    return text.replace("\n", " ")
+
+
+def _verdict(score: dict[str, Any]) -> str:
+    order = ("right", "wrong", "missing", "spurious", "absent_ok")
+    parts = [f"{k.replace('_', ' ')} {score[k]}" for k in order if score.get(k)]
+    return ", ".join(parts)
+
+
+def markdown(evaluation: EvaluationRow, items: Sequence[EvaluationItemRow], chart: str | None, command: str) -> str:
+    s = evaluation.summary
+    st, totals, time_, tokens, grounding = s["status"], s["totals"], s["time"], s["tokens"], s["grounding"]
+    lines = [
+        f"# Evaluation {evaluation.id}: `{s['dataset']}` with `{s['profile']}` ({s['model']})",
+        "",
+        f"- date: {evaluation.created_at:%Y-%m-%d %H:%M} UTC; docanalyst {s['docanalyst_version']}",
+        f"- command: `{command}`",
+        f"- labels: `{s['source']}`",
+        f"- template: `{s['template']}` v{s['template_version']} (schema {s['schema_hash']}); "
+        "temperature 0, seed 0, JSON-schema-guided decoding",
+        f"- documents: {s['documents']} — scored {st['scored']}, failed {st['failed']} (no valid answer: its "
+        f"labels count as missing), skipped for budget {st['skipped']}, unreadable {st['unreadable']}; "
+        f"{s['reused_runs']} answered from stored runs",
+        "",
+        "## Summary",
+        "",
+        "| labels scored | right | wrong | missing | spurious | rightly absent | precision | recall | F1 | grounding |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {sum(totals[k] for k in ('right', 'wrong', 'missing', 'spurious', 'absent_ok'))} | {totals['right']} "
+        f"| {totals['wrong']} | {totals['missing']} | {totals['spurious']} | {totals['absent_ok']} "
+        f"| {_pct(totals['precision'])} | {_pct(totals['recall'])} | {_pct(totals['f1'])} "
+        f"| {grounding['found']} of {grounding['quotes']} quotes found ({_pct(grounding['rate'])}) |",
+        "",
+        f"Tokens per analysed document: {tokens['prompt_mean'] or '–'} in, {tokens['completion_mean'] or '–'} out. "
+        f"Time: {time_['wall_s']} s in all (engine start {time_['engine_start_s'] or '–'} s), "
+        f"{time_['wall_per_analysed_document_s'] or '–'} s per analysed document.",
+        "",
+        "## Per field",
+        "",
+        "| field | right | wrong | missing | spurious | rightly absent | precision | recall | F1 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, c in s["fields"].items():
+        lines.append(
+            f"| {name} | {c['right']} | {c['wrong']} | {c['missing']} | {c['spurious']} | {c['absent_ok']} "
+            f"| {_pct(c['precision'])} | {_pct(c['recall'])} | {_pct(c['f1'])} |"
+        )
+    if chart:
+        lines += ["", f"![per-field precision, recall and F1]({chart})"]
+    lines += [
+        "",
+        "## Per document",
+        "",
+        "| document | pages | status | tokens in | tokens out | seconds | right | wrong | missing | spurious "
+        "| quotes found |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for item in items:
+        scores = json.loads(item.scores_json)
+        counts = {k: sum(sc[k] for sc in scores) for k in ("right", "wrong", "missing", "spurious")}
+        status = item.status if item.run_status in (None, "ok", "cached") else f"{item.status} ({item.run_status})"
+        quotes = f"{item.quotes_found} / {item.quotes_total}" if item.quotes_total is not None else "–"
+        tally = " | ".join(str(counts[k]) if scores else "–" for k in ("right", "wrong", "missing", "spurious"))
+        seconds = item.total_s if item.total_s is not None else "–"
+        lines.append(
+            f"| {_cell(item.name)} | {item.pages or '–'} | {status} | {item.prompt_tokens or '–'} "
+            f"| {item.completion_tokens or '–'} | {seconds} | {tally} | {quotes} |"
+        )
+    not_analysed = [i for i in items if not json.loads(i.scores_json)]
+    if not_analysed:
+        lines += ["", "## Not analysed", ""]
+        lines += [f"- {i.name}: {i.status} — {_reason(i)}" for i in not_analysed]
+    lines += ["", "## Labels and predictions", ""]
+    for item in items:
+        scores = json.loads(item.scores_json)
+        if not scores:
+            continue
+        lines += [f"**{item.name}** (run {item.run_id}, {item.run_status})", ""]
+        lines += ["| field | label | prediction | verdict |", "|---|---|---|---|"]
+        for sc in scores:
+            label = "; ".join(sc["expected"]) or "(none)"
+            predicted = "; ".join(sc["predicted"]) or "(null)"
+            lines.append(f"| {sc['field']} | {_cell(label)} | {_cell(predicted)} | {_verdict(sc)} |")
+        lines.append("")
+    if s["excluded_labels"]:
+        lines += ["## Labels not scored (faults in the labels)", ""]
+        lines += [f"- {_cell(x['document'])} · {x['field']}: {x['why']}" for x in s["excluded_labels"]]
+        lines.append("")
+    if s["notes"]:
+        lines += ["## Notes on the dataset", ""] + [f"- {n}" for n in s["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def chart(evaluations: Sequence[EvaluationRow], path: Path) -> Path:
+    """Per-field bars: precision, recall and F1 for one evaluation; F1 per evaluation for several."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fields: list[str] = []
+    for ev in evaluations:
+        fields += [f for f in ev.summary["fields"] if f not in fields]
+    if len(evaluations) == 1:
+        per_field = evaluations[0].summary["fields"]
+        series = {m: [per_field[f][m] or 0.0 for f in fields] for m in ("precision", "recall", "f1")}
+        ev = evaluations[0]
+        title = (
+            f"{ev.dataset} · {ev.profile} ({ev.model}) · {ev.template} v{ev.template_version}\n"
+            f"{ev.scored} of {ev.documents} documents scored ({ev.skipped} over the window, {ev.failed} failed)"
+        )
+    else:
+        series = {
+            f"#{ev.id} {ev.profile} · {ev.template} v{ev.template_version}": [
+                (ev.summary["fields"].get(f) or {}).get("f1") or 0.0 for f in fields
+            ]
+            for ev in evaluations
+        }
+        title = f"F1 per field · {evaluations[0].dataset}"
+    height = max(2.5, 0.22 * len(fields) * len(series) + 1.4)
+    fig, ax = plt.subplots(figsize=(8, height), dpi=110)
+    bar = 0.8 / max(1, len(series))
+    for i, (label, values) in enumerate(series.items()):
+        ys = [j + i * bar for j in range(len(fields))]
+        bars = ax.barh(ys, values, height=bar, label=label)
+        ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=7, padding=2)
+    ax.set_yticks([j + bar * (len(series) - 1) / 2 for j in range(len(fields))], fields)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel("score (0–1)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write(evaluation: EvaluationRow, items: Sequence[EvaluationItemRow], folder: Path, command: str) -> Path:
+    """report.md and chart.png in ``folder``; returns the Markdown file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    chart([evaluation], folder / "chart.png")
+    report = folder / "report.md"
+    report.write_text(markdown(evaluation, items, "chart.png", command) + "\n", encoding="utf-8")
+    return report
+
+
+def compare_markdown(evaluations: Sequence[EvaluationRow], chart_name: str | None) -> str:
+    heads = [f"#{ev.id} {ev.profile} ({ev.model}) · {ev.template} v{ev.template_version}" for ev in evaluations]
+    lines = [f"# Comparison of evaluations {', '.join(str(ev.id) for ev in evaluations)}", "",
+             "| field | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]  # fmt: skip
+    fields: list[str] = []
+    for ev in evaluations:
+        fields += [f for f in ev.summary["fields"] if f not in fields]
+    for name in [*fields, "(all fields)"]:
+        cells = []
+        for ev in evaluations:
+            c = ev.summary["totals"] if name == "(all fields)" else ev.summary["fields"].get(name)
+            cells.append("–" if c is None else f"F1 {_pct(c['f1'])} (P {_pct(c['precision'])}, R {_pct(c['recall'])})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    rows = {
+        "documents scored": lambda ev: f"{ev.scored} of {ev.documents}",
+        "grounding": lambda ev: _pct(ev.summary["grounding"]["rate"]),
+        "seconds per analysed document": lambda ev: str(ev.summary["time"]["wall_per_analysed_document_s"] or "–"),
+    }
+    for label, get in rows.items():
+        lines.append(f"| {label} | " + " | ".join(get(ev) for ev in evaluations) + " |")
+    if chart_name:
+        lines += ["", f"![F1 per field]({chart_name})"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,224 @@
+"""Run an evaluation: every labelled PDF through the real pipeline (one batch), each answer scored, the whole
+evaluation stored as one row with its items, so two models, templates or profiles can be compared later.
+
+The extraction runs themselves are ordinary stored runs: a document answered before with the same
+template, schema, profile and model is reused (greedy decoding would repeat it) unless ``force``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from docanalyst import __version__
+from docanalyst.budget import BudgetReport
+from docanalyst.errors import BudgetError, EngineError, PdfError
+from docanalyst.evaluation.datasets import Dataset, EvalCase
+from docanalyst.evaluation.fields import FIELD_SPECS
+from docanalyst.evaluation.scoring import FieldScore, by_field, score_result, total
+from docanalyst.grounding import summarise
+from docanalyst.pipeline import Analyzer, ExtractOptions, Outcome
+from docanalyst.profiles import default_profile_name, get_profile
+from docanalyst.prompting import load_template
+from docanalyst.schemas import RESULT_MODELS, schema_hash
+from docanalyst.store import EvaluationItemRow, EvaluationRow
+
+Progress = Callable[[str, str], None]
+
+
+@dataclass
+class ItemResult:
+    case: EvalCase
+    status: str  # scored | failed (no valid answer: its labels count as missing) | skipped (budget) | unreadable
+    run_status: str | None = None
+    run_id: int | None = None
+    document_sha256: str | None = None
+    pages: int | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_s: float | None = None
+    quotes_total: int | None = None
+    quotes_found: int | None = None
+    error: str | None = None
+    scores: list[FieldScore] = field(default_factory=list)
+
+    def row(self) -> EvaluationItemRow:
+        return EvaluationItemRow(
+            evaluation_id=0,
+            name=self.case.name,
+            document_sha256=self.document_sha256,
+            run_id=self.run_id,
+            status=self.status,
+            run_status=self.run_status,
+            error=self.error,
+            scores_json=json.dumps([s.as_dict() for s in self.scores], ensure_ascii=False),
+            excluded_json=json.dumps(dict(self.case.excluded), ensure_ascii=False),
+            pages=self.pages,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            total_s=self.total_s,
+            quotes_total=self.quotes_total,
+            quotes_found=self.quotes_found,
+        )
+
+
+@dataclass
+class EvaluationResult:
+    dataset: Dataset
+    profile: str
+    model: str
+    items: list[ItemResult]
+    wall_s: float
+    engine_start_s: float | None
+    reused: int
+    evaluation_id: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        template = load_template(self.dataset.template)
+        scores = [s for item in self.items for s in item.scores]
+        statuses = {k: sum(i.status == k for i in self.items) for k in ("scored", "failed", "skipped", "unreadable")}
+        analysed = [i for i in self.items if i.status in ("scored", "failed")]
+        quotes = sum(i.quotes_total or 0 for i in analysed)
+        found = sum(i.quotes_found or 0 for i in analysed)
+        prompt = [i.prompt_tokens for i in analysed if i.prompt_tokens]
+        completion = [i.completion_tokens for i in analysed if i.completion_tokens]
+        seconds = [i.total_s for i in analysed if i.total_s is not None]
+        return {
+            "evaluation_id": self.evaluation_id,
+            "dataset": self.dataset.name,
+            "source": str(self.dataset.source),
+            "template": template.name,
+            "template_version": template.version,
+            "schema_hash": schema_hash(RESULT_MODELS[template.name]),
+            "profile": self.profile,
+            "model": self.model,
+            "docanalyst_version": __version__,
+            "documents": len(self.items),
+            "status": statuses,
+            "reused_runs": self.reused,
+            "totals": total(scores).as_dict(),
+            "fields": {name: counts.as_dict() for name, counts in by_field(scores).items()},
+            "grounding": {"quotes": quotes, "found": found, "rate": round(found / quotes, 4) if quotes else None},
+            "tokens": {
+                "prompt_mean": round(statistics.mean(prompt)) if prompt else None,
+                "prompt_total": sum(prompt),
+                "completion_mean": round(statistics.mean(completion)) if completion else None,
+                "completion_total": sum(completion),
+            },
+            "time": {
+                "wall_s": round(self.wall_s, 2),
+                "engine_start_s": None if self.engine_start_s is None else round(self.engine_start_s, 2),
+                "per_document_median_s": round(statistics.median(seconds), 2) if seconds else None,
+                "wall_per_analysed_document_s": round(self.wall_s / len(analysed), 2) if analysed else None,
+            },
+            "excluded_labels": [
+                {"document": i.case.name, "field": f, "why": why}
+                for i in self.items
+                for f, why in i.case.excluded.items()
+            ],
+            "notes": list(self.dataset.notes),
+        }
+
+    def store_rows(self) -> tuple[EvaluationRow, list[EvaluationItemRow]]:
+        summary = self.summary()
+        row = EvaluationRow(
+            dataset=self.dataset.name,
+            dataset_path=str(self.dataset.source),
+            template=summary["template"],
+            template_version=summary["template_version"],
+            schema_hash=summary["schema_hash"],
+            profile=self.profile,
+            model=self.model,
+            documents=len(self.items),
+            scored=summary["status"]["scored"],
+            skipped=summary["status"]["skipped"],
+            failed=summary["status"]["failed"] + summary["status"]["unreadable"],
+            summary_json=json.dumps(summary, ensure_ascii=False),
+            docanalyst_version=__version__,
+        )
+        return row, [i.row() for i in self.items]
+
+
+def eval_options(dataset: Dataset, options: ExtractOptions) -> ExtractOptions:
+    """The dataset decides the template; any stored answer is reused (flagged ones too: they are the answer
+    this model gave), ``force`` recomputes."""
+    return replace(options, template=dataset.template, reuse_statuses=("ok", "invalid", "truncated", "ungrounded"))
+
+
+PlanRow = tuple[EvalCase, BudgetReport | None, str]
+
+
+def plan(analyzer: Analyzer, dataset: Dataset, options: ExtractOptions) -> list[PlanRow]:
+    """``--dry-run``: which documents fit the profile's window (no engine): (case, report, verdict)."""
+    options = eval_options(dataset, options)
+    rows: list[PlanRow] = []
+    for case in dataset.cases:
+        try:
+            _, report, verdict = analyzer.budget(case.pdf, options)
+        except PdfError as exc:
+            rows.append((case, None, f"unreadable: {exc}"))
+            continue
+        rows.append((case, report, verdict))
+    return rows
+
+
+def evaluate(
+    analyzer: Analyzer, dataset: Dataset, options: ExtractOptions, progress: Progress | None = None
+) -> EvaluationResult:
+    """Extract every document of the dataset (one engine call for all that fit), score, store."""
+    options = eval_options(dataset, options)
+    profile = get_profile(default_profile_name(options.profile or analyzer.settings.profile))
+    _, model_name = analyzer.resolve_model(profile, options.model_path)
+    specs = FIELD_SPECS[dataset.template]
+    started = time.perf_counter()
+    outcomes = analyzer.extract([c.pdf for c in dataset.cases], options, progress=progress)
+    wall = time.perf_counter() - started
+    engine_errors = [o.error for o in outcomes if isinstance(o.error, EngineError)]
+    if engine_errors:  # no engine, no measurement: say why instead of reporting zeros
+        raise engine_errors[0]
+    items = [_item(case, outcome, specs) for case, outcome in zip(dataset.cases, outcomes, strict=True)]
+    result = EvaluationResult(
+        dataset,
+        profile.name,
+        model_name,
+        items,
+        wall,
+        analyzer.engine_start_s,
+        reused=sum(1 for o in outcomes if o.status == "cached"),
+    )
+    row, rows = result.store_rows()
+    result.evaluation_id = analyzer.store.save_evaluation(row, rows)
+    return result
+
+
+def _item(case: EvalCase, outcome: Outcome, specs: dict[str, Any]) -> ItemResult:
+    doc = outcome.document
+    item = ItemResult(
+        case,
+        status="scored",
+        run_status=outcome.status,
+        run_id=outcome.run_id,
+        document_sha256=doc.sha256 if doc else None,
+        pages=doc.page_count if doc else None,
+        error=str(outcome.error) if outcome.error else None,
+    )
+    if isinstance(outcome.error, BudgetError):
+        item.status = "skipped"
+        return item
+    if outcome.run_id is None:  # never reached the engine: not the model's fault, not scored
+        item.status = "unreadable"
+        return item
+    item.prompt_tokens = outcome.usage.get("prompt_tokens")
+    item.completion_tokens = outcome.usage.get("completion_tokens")
+    item.total_s = outcome.timings.get("total_s")
+    if outcome.result is not None:
+        grounding = summarise(outcome.fields)
+        item.quotes_total, item.quotes_found = grounding.quotes, grounding.found
+    if not outcome.ok:
+        item.status = "failed"
+    item.scores = score_result(outcome.result if outcome.ok else None, case.labels, specs)
+    return item

@@ -1,0 +1,166 @@
+"""What ``docanalyst eval``, ``eval-list`` and ``eval-compare`` print: rich tables for people, JSON for scripts.
+Kept out of cli.py so the command module stays a thin layer of options."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from docanalyst.budget import BudgetReport
+from docanalyst.errors import DocanalystError
+from docanalyst.evaluation import report as reports
+from docanalyst.evaluation.datasets import Dataset, EvalCase
+from docanalyst.evaluation.runner import EvaluationResult, Progress, evaluate, plan
+from docanalyst.pipeline import Analyzer, ExtractOptions
+from docanalyst.store import EvaluationRow, Store
+
+
+def _json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def run(analyzer: Analyzer, dataset: Dataset, options: ExtractOptions, progress: Progress) -> EvaluationResult:
+    return evaluate(analyzer, dataset, options, progress)
+
+
+def plan_rows(
+    analyzer: Analyzer, dataset: Dataset, options: ExtractOptions
+) -> list[tuple[EvalCase, BudgetReport | None, str]]:
+    return plan(analyzer, dataset, options)
+
+
+def print_plan(
+    console: Console, dataset: Dataset, rows: list[tuple[EvalCase, BudgetReport | None, str]], as_json: bool
+) -> None:
+    if as_json:
+        for case, report, verdict in rows:
+            _json(
+                {
+                    "document": case.name,
+                    "verdict": verdict,
+                    "labelled_fields": sorted(case.labels),
+                    "excluded": dict(case.excluded),
+                    **(report.as_dict() if report else {}),
+                }
+            )
+        return
+    table = Table(title=f"{dataset.name}: {len(rows)} document(s), template {dataset.template} (dry run, no engine)")
+    for column in ("document", "tokens", "needed / window", "profile", "verdict", "labels", "not scored"):
+        table.add_column(column, overflow="fold")
+    for case, report, verdict in rows:
+        color = "green" if verdict == "fits" else "yellow" if verdict.startswith("needs") else "red"
+        table.add_row(
+            case.name,
+            f"{report.document_tokens:,}" if report else "–",
+            f"{report.needed:,} / {report.window:,}" if report else "–",
+            report.profile if report else "–",
+            f"[{color}]{verdict}[/{color}]",
+            str(len(case.labels)),
+            ", ".join(case.excluded) or "",
+        )
+    console.print(table)
+    fits = sum(1 for _, _, v in rows if v == "fits" or v.startswith("needs"))
+    console.print(f"{fits} of {len(rows)} would be analysed; the others would be counted as skipped")
+
+
+def write_report(analyzer: Analyzer, result: EvaluationResult, folder: Path, command: str) -> Path:
+    assert result.evaluation_id is not None
+    loaded = analyzer.store.get_evaluation(result.evaluation_id)
+    assert loaded is not None
+    return reports.write(loaded[0], loaded[1], folder, command)
+
+
+def print_result(console: Console, errors: Console, result: EvaluationResult, report: Path, as_json: bool) -> None:
+    summary = result.summary()
+    if as_json:
+        _json({**summary, "report": str(report), "chart": str(report.with_name("chart.png"))})
+        return
+    st, totals = summary["status"], summary["totals"]
+    table = Table(
+        title=f"evaluation {result.evaluation_id}: {summary['dataset']} · {summary['profile']} ({summary['model']}) · "
+        f"{summary['template']} v{summary['template_version']}"
+    )
+    for column in ("field", "right", "wrong", "missing", "spurious", "absent ok", "precision", "recall", "F1"):
+        table.add_column(column, justify="left" if column == "field" else "right")
+    for name, c in [*summary["fields"].items(), ("all fields", totals)]:
+        table.add_row(
+            name, *(str(c[k]) for k in ("right", "wrong", "missing", "spurious", "absent_ok")),
+            _pct(c["precision"]), _pct(c["recall"]), _pct(c["f1"]),
+        )  # fmt: skip
+    console.print(table)
+    g = summary["grounding"]
+    console.print(
+        f"documents {summary['documents']}: scored {st['scored']}, failed {st['failed']}, "
+        f"skipped (over budget) {st['skipped']}, unreadable {st['unreadable']} · "
+        f"reused runs {summary['reused_runs']} · "
+        f"quotes found {g['found']}/{g['quotes']} ({_pct(g['rate'])}) · {summary['time']['wall_s']} s"
+    )
+    console.print(f"report: {report}\nchart:  {report.with_name('chart.png')}")
+    for item in result.items:
+        if item.status in ("skipped", "unreadable") and item.error:
+            errors.print(f"{item.status}: {item.error}", markup=False, highlight=False)
+
+
+def print_list(console: Console, rows: Sequence[EvaluationRow], as_json: bool) -> None:
+    if as_json:
+        for ev in rows:
+            _json({"id": ev.id, "created_at": ev.created_at.isoformat(), **ev.summary})
+        return
+    table = Table(title=f"{len(rows)} evaluation(s)")
+    columns = ("id", "when (UTC)", "dataset", "template", "profile", "model", "scored", "precision", "recall", "F1")
+    for column in columns:
+        table.add_column(column)
+    for ev in rows:
+        totals = ev.summary["totals"]
+        table.add_row(
+            str(ev.id), ev.created_at.strftime("%Y-%m-%d %H:%M"), ev.dataset, f"{ev.template} v{ev.template_version}",
+            ev.profile, ev.model, f"{ev.scored}/{ev.documents}", _pct(totals["precision"]), _pct(totals["recall"]),
+            _pct(totals["f1"]),
+        )  # fmt: skip
+    console.print(table)
+
+
+def load_evaluations(store: Store, ids: Sequence[int]) -> list[EvaluationRow]:
+    found: list[EvaluationRow] = []
+    for evaluation_id in ids:
+        loaded = store.get_evaluation(evaluation_id)
+        if loaded is None:
+            raise DocanalystError(f"no evaluation {evaluation_id} (see `docanalyst eval-list`)")
+        found.append(loaded[0])
+    return found
+
+
+def print_compare(console: Console, evaluations: Sequence[EvaluationRow], folder: Path | None) -> None:
+    datasets = {ev.dataset for ev in evaluations}
+    if len(datasets) > 1:
+        console.print(f"[yellow]warning:[/yellow] different datasets ({', '.join(sorted(datasets))})")
+    table = Table(title="F1 per field (precision / recall)")
+    table.add_column("field")
+    for ev in evaluations:
+        table.add_column(f"#{ev.id} {ev.profile}\n{ev.model}\n{ev.template} v{ev.template_version}")
+    fields: list[str] = []
+    for ev in evaluations:
+        fields += [f for f in ev.summary["fields"] if f not in fields]
+    for name in [*fields, "all fields"]:
+        cells = []
+        for ev in evaluations:
+            c = ev.summary["totals"] if name == "all fields" else ev.summary["fields"].get(name)
+            cells.append("–" if c is None else f"{_pct(c['f1'])} ({_pct(c['precision'])} / {_pct(c['recall'])})")
+        table.add_row(name, *cells)
+    console.print(table)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        reports.chart(evaluations, folder / "compare.png")
+        (folder / "compare.md").write_text(reports.compare_markdown(evaluations, "compare.png"), encoding="utf-8")
+        console.print(f"report: {folder / 'compare.md'}\nchart:  {folder / 'compare.png'}")
