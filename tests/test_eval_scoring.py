@@ -116,7 +116,7 @@ def test_dataset_errors_are_plain(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no labels file"):
         load_custom(tmp_path, None, "contract")
     (tmp_path / "labels.csv").write_text("file,governing_law\nmissing.pdf,Texas\n")
-    with pytest.raises(ConfigError, match="row 1: missing.pdf does not exist"):
+    with pytest.raises(ConfigError, match=r"row 1: missing\.pdf does not exist"):
         load_custom(tmp_path, None, "contract")
     with pytest.raises(ConfigError, match="needs the shared corpus"):
         resolve("cuad", None)
