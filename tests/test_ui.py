@@ -107,7 +107,14 @@ def run_analysis(at: AppTest) -> AppTest:
 
 
 # Read-only tables carry no key in AppTest: they are told apart by a column only they have.
-SIGNATURE = {"budget_table": "verdict", "history_table": "quotes found", "compare_table": "same"}
+SIGNATURE = {
+    "budget_table": "verdict",
+    "history_table": "quotes found",
+    "compare_table": "same",
+    "eval_table": "scored",
+    "eval_fields": "rightly absent",
+    "eval_documents": "of labels",
+}
 
 
 def frame(at: AppTest, key: str):  # type: ignore[no-untyped-def]
@@ -308,6 +315,56 @@ def test_history_reopen_compare_delete(app_env: Factory, tmp_path: Path) -> None
     assert list(frame(at, "history_table")["run"]) == [2]
     store = Store(f"sqlite:///{tmp_path / 'ui.db'}")
     assert store.get_run(1) is None and store.get_run(2) is not None
+
+
+def test_evaluations_tab_shows_stored_evaluations_and_survives_run_deletion(app_env: Factory, tmp_path: Path) -> None:
+    """An evaluation on a labelled folder (scripted answer: this checks the page and the bookkeeping, the real
+    engine's evaluations are in test_eval_engine.py), then the Evaluations tab, then deleting its run."""
+    from docanalyst.config import Settings
+    from docanalyst.evaluation.datasets import load_custom
+    from docanalyst.evaluation.runner import evaluate
+    from docanalyst.pipeline import ExtractOptions
+
+    at = new_app()
+    assert any("No evaluations stored yet" in t for t in texts(at, "info"))
+    folder = tmp_path / "labelled"
+    folder.mkdir()
+    (folder / "a.pdf").write_bytes(SAMPLE_CONTRACT.read_bytes())
+    (folder / "labels.csv").write_text(
+        "file,parties,governing_law,effective_date,notice_period,renewal\n"
+        "a.pdf,Northwind Analytics Ltd.;Bluefin Logistics Inc.,New York,2025-03-03,30 days,\n"
+    )
+    settings = Settings.from_env()
+    analyzer = Analyzer(settings, engine_factory=app_env)
+    result = evaluate(analyzer, load_custom(folder, None, "contract"), ExtractOptions())
+    analyzer.close()
+    assert result.summary()["totals"] == {
+        "right": 5, "wrong": 0, "missing": 0, "spurious": 0, "absent_ok": 1,
+        "precision": 1.0, "recall": 1.0, "f1": 1.0,
+    }  # fmt: skip
+
+    at = new_app()
+    listed = frame(at, "eval_table")
+    assert (list(listed["evaluation"]), list(listed["F1 %"])) == ([1], [100.0])
+    fields = frame(at, "eval_fields")
+    assert list(fields["field"]) == ["parties", "governing_law", "effective_date", "notice_period", "renewal",
+                                     "(all fields)"]  # fmt: skip
+    assert list(fields["right"]) == [2, 1, 1, 1, 0, 5] and list(fields["rightly absent"]) == [0, 0, 0, 0, 1, 1]
+    documents = frame(at, "eval_documents")
+    assert (documents.iloc[0]["document"], documents.iloc[0]["status"], documents.iloc[0]["run"]) == (
+        "a.pdf",
+        "scored",
+        1,
+    )
+    assert sup.evaluation_markdown(*Store(settings.db_url).get_evaluation(1)).startswith("# Evaluation 1: `labelled`")
+
+    at.selectbox(key="del_pick").set_value(1).run()
+    at.checkbox(key="del_sure").check().run()
+    at.button(key="del_button").click().run()
+    assert not at.exception
+    loaded = Store(settings.db_url).get_evaluation(1)
+    assert loaded is not None and loaded[1][0].run_id is None  # the evaluation keeps its scores
+    assert list(frame(at, "eval_fields")["right"])[-1] == 5
 
 
 def test_exports_are_complete(app_env: Factory, tmp_path: Path) -> None:

@@ -326,7 +326,7 @@ def main() -> None:
         "Whole-document extraction with evidence: each value comes with a verbatim quote and its page, "
         "checked against the PDF."
     )
-    analyse_tab, history_tab = st.tabs(["Analyse", "History"])
+    analyse_tab, history_tab, eval_tab = st.tabs(["Analyse", "History", "Evaluations"])
 
     with analyse_tab:
         st.subheader("1 · Documents")
@@ -489,6 +489,9 @@ def main() -> None:
                     )
                     two.download_button("Export all (CSV)", sup.export_csv(views), "docanalyst-runs.csv", key="all_csv")
 
+    with eval_tab:
+        evaluations_tab(store)
+
     with history_tab:
         rows = sup.history_rows(store)
         if not rows:
@@ -540,6 +543,52 @@ def main() -> None:
             two.download_button(
                 "Export history (CSV)", sup.export_csv(all_views), "docanalyst-history.csv", key="hist_csv"
             )
+
+
+def evaluations_tab(store: Store) -> None:
+    """Stored `docanalyst eval` results: how often each field is right, per model/template/profile."""
+    evaluations = store.list_evaluations(200)
+    if not evaluations:
+        st.info(
+            "No evaluations stored yet. Measure quality on labelled documents with "
+            "`docanalyst eval --dataset cuad` (or a folder of your own PDFs with a labels.csv); results appear here."
+        )
+        return
+    st.dataframe(sup.evaluation_rows(evaluations), hide_index=True, width="stretch", key="eval_table")
+    by_id = {ev.id: ev for ev in evaluations}
+    picked = st.selectbox(
+        "Evaluation",
+        list(by_id),
+        format_func=lambda i: f"#{i} · {by_id[i].dataset} · {by_id[i].profile} ({by_id[i].model})",
+        key="eval_pick",
+    )
+    loaded = store.get_evaluation(picked)
+    if loaded is None:
+        return
+    evaluation, items = loaded
+    summary = evaluation.summary
+    grounding = summary["grounding"]
+    st.caption(
+        f"{evaluation.scored} of {evaluation.documents} documents scored, {evaluation.skipped} over the window, "
+        f"{evaluation.failed} failed · quotes found {grounding['found']} of {grounding['quotes']} · "
+        f"{summary['time']['wall_s']} s"
+    )
+    st.bar_chart(sup.evaluation_chart_data([evaluation]), horizontal=True, y_label="F1 (0-1)", height=320)
+    st.dataframe(sup.evaluation_field_rows(evaluation), hide_index=True, width="stretch", key="eval_fields")
+    st.dataframe(sup.evaluation_document_rows(items), hide_index=True, width="stretch", key="eval_documents")
+    st.download_button(
+        "Report (Markdown)",
+        sup.evaluation_markdown(evaluation, items),
+        f"docanalyst-evaluation-{evaluation.id}.md",
+        key="eval_report",
+    )
+    if len(evaluations) > 1:
+        st.subheader("Compare evaluations")
+        chosen = st.multiselect(
+            "Evaluations", list(by_id), default=list(by_id)[:2], format_func=lambda i: f"#{i}", key="eval_compare"
+        )
+        if chosen:
+            st.bar_chart(sup.evaluation_chart_data([by_id[i] for i in chosen]), horizontal=True, stack=False)
 
 
 # Streamlit runs this file as __main__. vLLM's engine process (multiprocessing "spawn") re-imports it as

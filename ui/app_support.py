@@ -21,8 +21,9 @@ from docanalyst import exporting
 from docanalyst.config import Settings
 from docanalyst.engine import Engine
 from docanalyst.errors import DocanalystError, EngineError
+from docanalyst.evaluation import report as eval_report
 from docanalyst.profiles import EngineProfile
-from docanalyst.store import DocumentRow, FieldRow, RunRow, Store
+from docanalyst.store import DocumentRow, EvaluationItemRow, EvaluationRow, FieldRow, RunRow, Store
 
 MAX_UPLOAD_MB = 50
 MAX_FILES = 20
@@ -503,8 +504,9 @@ def history_rows(store: Store, limit: int = 200) -> list[dict[str, Any]]:
 
 
 def delete_run(store: Store, run_id: int) -> bool:
-    """Delete a run and its fields in one transaction (and its document row when no run is left)."""
-    from sqlmodel import Session, col, delete, select
+    """Delete a run and its fields in one transaction (and its document row when no run is left). An evaluation
+    that scored this run keeps its scores; its item just no longer points at a run."""
+    from sqlmodel import Session, col, delete, select, update
 
     with Session(store.engine) as session, session.begin():
         run = session.get(RunRow, run_id)
@@ -512,6 +514,7 @@ def delete_run(store: Store, run_id: int) -> bool:
             return False
         sha = run.document_sha256
         session.execute(delete(FieldRow).where(col(FieldRow.run_id) == run_id))
+        session.execute(update(EvaluationItemRow).where(col(EvaluationItemRow.run_id) == run_id).values(run_id=None))
         session.delete(run)
         session.flush()
         if session.exec(select(RunRow.id).where(RunRow.document_sha256 == sha)).first() is None:
@@ -543,3 +546,88 @@ def compare_rows(a: RunView, b: RunView) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+# ---- evaluations (`docanalyst eval`) -------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 1)
+
+
+def evaluation_rows(evaluations: Iterable[EvaluationRow]) -> list[dict[str, Any]]:
+    rows = []
+    for ev in evaluations:
+        totals = ev.summary["totals"]
+        rows.append(
+            {
+                "evaluation": ev.id,
+                "when (UTC)": ev.created_at.strftime("%Y-%m-%d %H:%M"),
+                "dataset": ev.dataset,
+                "template": f"{ev.template} v{ev.template_version}",
+                "profile": ev.profile,
+                "model": ev.model,
+                "scored": f"{ev.scored} of {ev.documents}",
+                "precision %": _pct(totals["precision"]),
+                "recall %": _pct(totals["recall"]),
+                "F1 %": _pct(totals["f1"]),
+            }
+        )
+    return rows
+
+
+def evaluation_field_rows(evaluation: EvaluationRow) -> list[dict[str, Any]]:
+    """Per field: the counts and precision / recall / F1 in percent (None where nothing was claimed/labelled)."""
+    rows = []
+    for name, c in [*evaluation.summary["fields"].items(), ("(all fields)", evaluation.summary["totals"])]:
+        rows.append(
+            {
+                "field": name,
+                "right": c["right"],
+                "wrong": c["wrong"],
+                "missing": c["missing"],
+                "spurious": c["spurious"],
+                "rightly absent": c["absent_ok"],
+                "precision %": _pct(c["precision"]),
+                "recall %": _pct(c["recall"]),
+                "F1 %": _pct(c["f1"]),
+            }
+        )
+    return rows
+
+
+def evaluation_document_rows(items: Iterable[EvaluationItemRow]) -> list[dict[str, Any]]:
+    rows = []
+    for item in items:
+        scores = json.loads(item.scores_json)
+        rows.append(
+            {
+                "document": item.name,
+                "status": item.status,
+                "run": item.run_id,
+                "pages": item.pages,
+                "tokens in": item.prompt_tokens,
+                "right": sum(s["right"] for s in scores) if scores else None,
+                "of labels": sum(s["right"] + s["wrong"] + s["missing"] for s in scores) if scores else None,
+                "quotes found": f"{item.quotes_found} / {item.quotes_total}" if item.quotes_total is not None else "",
+                "detail": (item.error or "").split(": ", 1)[-1] if item.status in ("skipped", "unreadable") else "",
+            }
+        )
+    return rows
+
+
+def evaluation_chart_data(evaluations: list[EvaluationRow]) -> dict[str, dict[str, float]]:
+    """F1 per field (0-1), one series per evaluation: what ``st.bar_chart`` draws."""
+    fields: list[str] = []
+    for ev in evaluations:
+        fields += [f for f in ev.summary["fields"] if f not in fields]
+    return {
+        f"#{ev.id} {ev.profile} · {ev.template} v{ev.template_version}": {
+            name: (ev.summary["fields"].get(name) or {}).get("f1") or 0.0 for name in fields
+        }
+        for ev in evaluations
+    }
+
+
+def evaluation_markdown(evaluation: EvaluationRow, items: list[EvaluationItemRow]) -> str:
+    return eval_report.markdown(evaluation, items, None, "(downloaded from the web app)")
