@@ -647,11 +647,11 @@ def eval_(
                     done.add(path)
                 status.update(f"{len(done)}/{len(data.cases)} · {Path(path).name}: {stage}")
 
-            result = views.run(analyzer, data, options, progress)
+            result = views.run(analyzer, data, options, progress, _command_line())
     finally:
         analyzer.close()
     folder = report_dir or config.home / "reports" / f"eval-{result.evaluation_id}-{data.name}"
-    report = views.write_report(analyzer, result, folder, _command_line())
+    report = views.write_report(analyzer, result, folder)
     views.print_result(out(), err(), result, report, as_json)
     if result.summary()["status"]["scored"] == 0:
         raise typer.Exit(2)
@@ -669,6 +669,23 @@ def eval_list(
     from docanalyst.store import Store
 
     views.print_list(out(), Store(settings(db).db_url).list_evaluations(limit), as_json)
+
+
+@app.command("eval-show")
+def eval_show(
+    evaluation_id: Annotated[int, typer.Argument(help="Evaluation id (see `docanalyst eval-list`).")],
+    report_dir: Annotated[
+        Path | None, typer.Option("--report-dir", help="Write its report.md and chart.png again, here.")
+    ] = None,
+    as_json: JsonOpt = False,
+    db: DbOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Show one stored evaluation (per-field figures); optionally write its report again."""
+    from docanalyst.evaluation import views
+    from docanalyst.store import Store
+
+    views.show(Store(settings(db).db_url), evaluation_id, out(), report_dir, as_json)
 
 
 @app.command("eval-compare")

@@ -26,12 +26,21 @@ def imports_of(path: Path) -> set[str]:
 
 
 MODULES = {p.stem: imports_of(p) for p in PACKAGE.glob("*.py")}
+EVALUATION = {p.stem: imports_of(p) for p in (PACKAGE / "evaluation").glob("*.py")}
+EVALUATION_CORE = ("normalize", "fields", "scoring", "datasets")
 
 
 def test_only_pdf_imports_pymupdf_and_only_engine_imports_vllm() -> None:
     assert sorted(m for m, names in MODULES.items() if names & {"pymupdf"}) == ["pdf"]
     assert not any("fitz" in names for names in MODULES.values())
     assert sorted(m for m, names in MODULES.items() if "vllm" in names) == ["engine"]
+    assert not any(names & {"pymupdf", "fitz", "vllm"} for names in EVALUATION.values())
+
+
+@pytest.mark.parametrize("module", EVALUATION_CORE)
+def test_evaluation_core_imports_no_adapter(module: str) -> None:
+    """Scoring must be testable and reusable without a database, an engine or a terminal."""
+    assert not EVALUATION[module] & {*ADAPTERS, "matplotlib"}, EVALUATION[module]
 
 
 @pytest.mark.parametrize("module", CORE)
@@ -51,7 +60,7 @@ def test_importing_the_package_and_cli_stays_light() -> None:
 def test_help_works_and_lists_every_command() -> None:
     out = subprocess.run([sys.executable, "-m", "docanalyst.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
-    for command in ("extract", "tokens", "list", "show", "export", "models"):
+    for command in ("extract", "tokens", "list", "show", "export", "models", "eval", "eval-compare"):
         assert command in out.stdout
 
 

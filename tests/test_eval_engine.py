@@ -108,6 +108,9 @@ def test_eval_cuad_limit_2_then_rerun_and_compare(shared_embedded: SharedEngine,
     assert (again["evaluation_id"], again["reused_runs"]) == (2, 1)
     assert (again["totals"], again["fields"]) == (summary["totals"], summary["fields"])
 
+    code, stdout, _ = invoke(["eval-show", "1", "--json"])
+    shown = json.loads(stdout)
+    assert code == 0 and (shown["evaluation_id"], shown["totals"]) == (1, summary["totals"])
     code, stdout, _ = invoke(["eval-list", "--json"])
     assert code == 0 and [json.loads(line)["id"] for line in stdout.splitlines()] == [2, 1]
     code, stdout, _ = invoke(["eval-compare", "1", "2", "--report-dir", str(tmp_path / "cmp")])

@@ -284,7 +284,8 @@ def test_pages_without_text_are_warned_about(app_env: Factory) -> None:
     scanned = doc.tobytes()
     doc.close()
     at = upload(new_app(), ("scan.pdf", scanned))
-    assert any("no text layer on 1 of 3 page(s) (3)" in w for w in texts(at, "warning"))
+    shown = texts(at, "warning") + texts(at, "error") + texts(at, "info")
+    assert any("no text layer on 1 of 3 page(s) (3)" in w for w in texts(at, "warning")), shown
 
 
 def test_history_reopen_compare_delete(app_env: Factory, tmp_path: Path) -> None:

@@ -630,4 +630,4 @@ def evaluation_chart_data(evaluations: list[EvaluationRow]) -> dict[str, dict[st
 
 
 def evaluation_markdown(evaluation: EvaluationRow, items: list[EvaluationItemRow]) -> str:
-    return eval_report.markdown(evaluation, items, None, "(downloaded from the web app)")
+    return eval_report.markdown(evaluation, items, None)

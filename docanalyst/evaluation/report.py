@@ -38,14 +38,14 @@ def _verdict(score: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def markdown(evaluation: EvaluationRow, items: Sequence[EvaluationItemRow], chart: str | None, command: str) -> str:
+def markdown(evaluation: EvaluationRow, items: Sequence[EvaluationItemRow], chart: str | None) -> str:
     s = evaluation.summary
     st, totals, time_, tokens, grounding = s["status"], s["totals"], s["time"], s["tokens"], s["grounding"]
     lines = [
         f"# Evaluation {evaluation.id}: `{s['dataset']}` with `{s['profile']}` ({s['model']})",
         "",
         f"- date: {evaluation.created_at:%Y-%m-%d %H:%M} UTC; docanalyst {s['docanalyst_version']}",
-        f"- command: `{command}`",
+        f"- command: `{s.get('command') or '(not recorded)'}`",
         f"- labels: `{s['source']}`",
         f"- template: `{s['template']}` v{s['template_version']} (schema {s['schema_hash']}); "
         "temperature 0, seed 0, JSON-schema-guided decoding",
@@ -92,7 +92,7 @@ def markdown(evaluation: EvaluationRow, items: Sequence[EvaluationItemRow], char
         status = item.status if item.run_status in (None, "ok", "cached") else f"{item.status} ({item.run_status})"
         quotes = f"{item.quotes_found} / {item.quotes_total}" if item.quotes_total is not None else "–"
         tally = " | ".join(str(counts[k]) if scores else "–" for k in ("right", "wrong", "missing", "spurious"))
-        seconds = item.total_s if item.total_s is not None else "–"
+        seconds = f"{item.total_s:.1f}" if item.total_s is not None else "–"
         lines.append(
             f"| {_cell(item.name)} | {item.pages or '–'} | {status} | {item.prompt_tokens or '–'} "
             f"| {item.completion_tokens or '–'} | {seconds} | {tally} | {quotes} |"
@@ -168,12 +168,12 @@ def chart(evaluations: Sequence[EvaluationRow], path: Path) -> Path:
     return path
 
 
-def write(evaluation: EvaluationRow, items: Sequence[EvaluationItemRow], folder: Path, command: str) -> Path:
+def write(evaluation: EvaluationRow, items: Sequence[EvaluationItemRow], folder: Path) -> Path:
     """report.md and chart.png in ``folder``; returns the Markdown file."""
     folder.mkdir(parents=True, exist_ok=True)
     chart([evaluation], folder / "chart.png")
     report = folder / "report.md"
-    report.write_text(markdown(evaluation, items, "chart.png", command) + "\n", encoding="utf-8")
+    report.write_text(markdown(evaluation, items, "chart.png") + "\n", encoding="utf-8")
     return report
 
 
@@ -191,7 +191,11 @@ def compare_markdown(evaluations: Sequence[EvaluationRow], chart_name: str | Non
             cells.append("–" if c is None else f"F1 {_pct(c['f1'])} (P {_pct(c['precision'])}, R {_pct(c['recall'])})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     rows = {
+        "right / wrong / missing / spurious (all fields)": lambda ev: " / ".join(
+            str(ev.summary["totals"][k]) for k in ("right", "wrong", "missing", "spurious")
+        ),
         "documents scored": lambda ev: f"{ev.scored} of {ev.documents}",
+        "documents without a valid answer": lambda ev: str(ev.summary["status"]["failed"]),
         "grounding": lambda ev: _pct(ev.summary["grounding"]["rate"]),
         "seconds per analysed document": lambda ev: str(ev.summary["time"]["wall_per_analysed_document_s"] or "–"),
     }

@@ -76,6 +76,7 @@ class EvaluationResult:
     engine_start_s: float | None
     reused: int
     evaluation_id: int | None = None
+    command: str | None = None
 
     def summary(self) -> dict[str, Any]:
         template = load_template(self.dataset.template)
@@ -97,6 +98,7 @@ class EvaluationResult:
             "profile": self.profile,
             "model": self.model,
             "docanalyst_version": __version__,
+            "command": self.command,
             "documents": len(self.items),
             "status": statuses,
             "reused_runs": self.reused,
@@ -167,7 +169,11 @@ def plan(analyzer: Analyzer, dataset: Dataset, options: ExtractOptions) -> list[
 
 
 def evaluate(
-    analyzer: Analyzer, dataset: Dataset, options: ExtractOptions, progress: Progress | None = None
+    analyzer: Analyzer,
+    dataset: Dataset,
+    options: ExtractOptions,
+    progress: Progress | None = None,
+    command: str | None = None,
 ) -> EvaluationResult:
     """Extract every document of the dataset (one engine call for all that fit), score, store."""
     options = eval_options(dataset, options)
@@ -189,6 +195,7 @@ def evaluate(
         wall,
         analyzer.engine_start_s,
         reused=sum(1 for o in outcomes if o.status == "cached"),
+        command=command,
     )
     row, rows = result.store_rows()
     result.evaluation_id = analyzer.store.save_evaluation(row, rows)

@@ -30,8 +30,10 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
-def run(analyzer: Analyzer, dataset: Dataset, options: ExtractOptions, progress: Progress) -> EvaluationResult:
-    return evaluate(analyzer, dataset, options, progress)
+def run(
+    analyzer: Analyzer, dataset: Dataset, options: ExtractOptions, progress: Progress, command: str
+) -> EvaluationResult:
+    return evaluate(analyzer, dataset, options, progress, command)
 
 
 def plan_rows(
@@ -74,22 +76,39 @@ def print_plan(
     console.print(f"{fits} of {len(rows)} would be analysed; the others would be counted as skipped")
 
 
-def write_report(analyzer: Analyzer, result: EvaluationResult, folder: Path, command: str) -> Path:
+def write_report(analyzer: Analyzer, result: EvaluationResult, folder: Path) -> Path:
     assert result.evaluation_id is not None
     loaded = analyzer.store.get_evaluation(result.evaluation_id)
     assert loaded is not None
-    return reports.write(loaded[0], loaded[1], folder, command)
+    return reports.write(loaded[0], loaded[1], folder)
 
 
 def print_result(console: Console, errors: Console, result: EvaluationResult, report: Path, as_json: bool) -> None:
-    summary = result.summary()
+    print_summary(console, result.summary(), report, as_json)
+    if not as_json:
+        for item in result.items:
+            if item.status in ("skipped", "unreadable") and item.error:
+                errors.print(f"{item.status}: {item.error}", markup=False, highlight=False)
+
+
+def show(store: Store, evaluation_id: int, console: Console, folder: Path | None, as_json: bool) -> None:
+    """A stored evaluation: its figures, and its report written again where asked."""
+    evaluation = load_evaluations(store, [evaluation_id])[0]
+    loaded = store.get_evaluation(evaluation_id)
+    assert loaded is not None
+    report = reports.write(evaluation, loaded[1], folder) if folder else None
+    print_summary(console, {**evaluation.summary, "evaluation_id": evaluation.id}, report, as_json)
+
+
+def print_summary(console: Console, summary: dict[str, Any], report: Path | None, as_json: bool) -> None:
     if as_json:
-        _json({**summary, "report": str(report), "chart": str(report.with_name("chart.png"))})
+        chart = str(report.with_name("chart.png")) if report else None
+        _json({**summary, "report": str(report) if report else None, "chart": chart})
         return
     st, totals = summary["status"], summary["totals"]
     table = Table(
-        title=f"evaluation {result.evaluation_id}: {summary['dataset']} · {summary['profile']} ({summary['model']}) · "
-        f"{summary['template']} v{summary['template_version']}"
+        title=f"evaluation {summary['evaluation_id']}: {summary['dataset']} · {summary['profile']} "
+        f"({summary['model']}) · {summary['template']} v{summary['template_version']}"
     )
     for column in ("field", "right", "wrong", "missing", "spurious", "absent ok", "precision", "recall", "F1"):
         table.add_column(column, justify="left" if column == "field" else "right")
@@ -106,10 +125,8 @@ def print_result(console: Console, errors: Console, result: EvaluationResult, re
         f"reused runs {summary['reused_runs']} · "
         f"quotes found {g['found']}/{g['quotes']} ({_pct(g['rate'])}) · {summary['time']['wall_s']} s"
     )
-    console.print(f"report: {report}\nchart:  {report.with_name('chart.png')}")
-    for item in result.items:
-        if item.status in ("skipped", "unreadable") and item.error:
-            errors.print(f"{item.status}: {item.error}", markup=False, highlight=False)
+    if report:
+        console.print(f"report: {report}\nchart:  {report.with_name('chart.png')}")
 
 
 def print_list(console: Console, rows: Sequence[EvaluationRow], as_json: bool) -> None:
