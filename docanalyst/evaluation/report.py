@@ -82,14 +82,18 @@ def markdown(evaluation: EvaluationRow, items: Sequence[EvaluationItemRow], char
         "",
         "## Per document",
         "",
-        "| document | pages | status | tokens in | tokens out | seconds | right | wrong | missing | spurious "
+        "| document | pages | status | tokens in | tokens out | seconds ¹ | right | wrong | missing | spurious "
         "| quotes found |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for item in items:
         scores = json.loads(item.scores_json)
         counts = {k: sum(sc[k] for sc in scores) for k in ("right", "wrong", "missing", "spurious")}
-        status = item.status if item.run_status in (None, "ok", "cached") else f"{item.status} ({item.run_status})"
+        status = item.status
+        if item.status == "skipped":
+            status = "skipped (over the window)"
+        elif item.run_status not in (None, "ok", "cached"):
+            status = f"{item.status} ({item.run_status})"
         quotes = f"{item.quotes_found} / {item.quotes_total}" if item.quotes_total is not None else "–"
         tally = " | ".join(str(counts[k]) if scores else "–" for k in ("right", "wrong", "missing", "spurious"))
         seconds = f"{item.total_s:.1f}" if item.total_s is not None else "–"
@@ -97,6 +101,12 @@ def markdown(evaluation: EvaluationRow, items: Sequence[EvaluationItemRow], char
             f"| {_cell(item.name)} | {item.pages or '–'} | {status} | {item.prompt_tokens or '–'} "
             f"| {item.completion_tokens or '–'} | {seconds} | {tally} | {quotes} |"
         )
+    lines += [
+        "",
+        "¹ reading + tokenising + the engine call the document took part in; documents of one batch share that "
+        "call, so its time is counted for each of them (the wall time per analysed document above is the "
+        "per-document cost).",
+    ]
     not_analysed = [i for i in items if not json.loads(i.scores_json)]
     if not_analysed:
         lines += ["", "## Not analysed", ""]
