@@ -170,10 +170,10 @@ def chart(evaluations: Sequence[EvaluationRow], path: Path) -> Path:
     ax.set_xlim(0, 1.1)
     ax.set_xlabel("score (0–1)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never over a bar's label
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 
