@@ -639,15 +639,8 @@ def eval_(
         views.print_plan(out(), data, views.plan_rows(analyzer, data, options), as_json)
         return
     try:
-        with stdout_to_stderr(), err().status("starting…") as status:
-            done: set[str] = set()
-
-            def progress(path: str, stage: str) -> None:
-                if stage in ("cached", "error") or stage.startswith("generat"):
-                    done.add(path)
-                status.update(f"{len(done)}/{len(data.cases)} · {Path(path).name}: {stage}")
-
-            result = views.run(analyzer, data, options, progress, _command_line())
+        with stdout_to_stderr():
+            result = views.run(analyzer, data, options, err(), _command_line())
     finally:
         analyzer.close()
     folder = report_dir or config.home / "reports" / f"eval-{result.evaluation_id}-{data.name}"

@@ -27,7 +27,7 @@ from docanalyst.prompting import load_template
 from docanalyst.schemas import RESULT_MODELS, schema_hash
 from docanalyst.store import EvaluationItemRow, EvaluationRow
 
-Progress = Callable[[str, str], None]
+Event = Callable[[str, Any, dict[str, Any]], None]  # batch events: 'read', 'engine', 'done'
 
 
 @dataclass
@@ -172,16 +172,29 @@ def evaluate(
     analyzer: Analyzer,
     dataset: Dataset,
     options: ExtractOptions,
-    progress: Progress | None = None,
+    on_event: Event | None = None,
     command: str | None = None,
+    workers: int = 2,
+    batch_size: int = 16,
 ) -> EvaluationResult:
-    """Extract every document of the dataset (one engine call for all that fit), score, store."""
+    """Extract every document of the dataset, score, store. Documents are read in parallel worker processes
+    (each bounded in time and memory) and sent to the engine ``batch_size`` at a time, as ``batch`` does."""
+    from docanalyst.batch import run_batch
+
     options = eval_options(dataset, options)
     profile = get_profile(default_profile_name(options.profile or analyzer.settings.profile))
     _, model_name = analyzer.resolve_model(profile, options.model_path)
     specs = FIELD_SPECS[dataset.template]
     started = time.perf_counter()
-    outcomes = analyzer.extract([c.pdf for c in dataset.cases], options, progress=progress)
+    outcomes = run_batch(
+        analyzer,
+        [c.pdf for c in dataset.cases],
+        options,
+        workers=workers,
+        timeout_s=options.read_timeout_s + 60,
+        batch_size=batch_size,
+        on_event=on_event,
+    )
     wall = time.perf_counter() - started
     engine_errors = [o.error for o in outcomes if isinstance(o.error, EngineError)]
     if engine_errors:  # no engine, no measurement: say why instead of reporting zeros

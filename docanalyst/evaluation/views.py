@@ -16,7 +16,7 @@ from docanalyst.budget import BudgetReport
 from docanalyst.errors import DocanalystError
 from docanalyst.evaluation import report as reports
 from docanalyst.evaluation.datasets import Dataset, EvalCase
-from docanalyst.evaluation.runner import EvaluationResult, Progress, evaluate, plan
+from docanalyst.evaluation.runner import EvaluationResult, evaluate, plan
 from docanalyst.pipeline import Analyzer, ExtractOptions
 from docanalyst.store import EvaluationRow, Store
 
@@ -31,9 +31,30 @@ def _pct(value: float | None) -> str:
 
 
 def run(
-    analyzer: Analyzer, dataset: Dataset, options: ExtractOptions, progress: Progress, command: str
+    analyzer: Analyzer, dataset: Dataset, options: ExtractOptions, errors: Console, command: str
 ) -> EvaluationResult:
-    return evaluate(analyzer, dataset, options, progress, command)
+    """The evaluation with a progress bar on stderr (reading in parallel, then the engine)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        console=errors,
+    )
+    task = progress.add_task("reading", total=len(dataset.cases), last="")
+
+    def on_event(kind: str, outcome: Any, info: dict[str, Any]) -> None:
+        if kind == "engine":
+            progress.update(task, description=f"analysing ({info['documents']} in the window)")
+        elif kind == "done" and outcome is not None:
+            progress.update(task, advance=1, last=f"{Path(outcome.path).name[:40]}: {outcome.status}")
+
+    with progress:
+        result: EvaluationResult = evaluate(analyzer, dataset, options, on_event, command)
+    return result
 
 
 def plan_rows(
