@@ -82,6 +82,11 @@ ReadTimeoutOpt = Annotated[
     float, typer.Option("--read-timeout", min=1, help="Seconds allowed to read one PDF (OCR included).")
 ]
 MaxMemoryOpt = Annotated[int, typer.Option("--max-memory", min=64, help="MB of memory allowed to read one PDF.")]
+AllowYarnOpt = Annotated[
+    bool,
+    typer.Option("--allow-yarn/--no-allow-yarn", help="Switch to the 1M-token YaRN profile when a document needs it."),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Recompute even if this exact run is stored.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail a run when any quote is not found in the document.")]
 
 
@@ -121,14 +126,9 @@ def extract(
     profile: ProfileOpt = None,
     model: ModelOpt = None,
     password: PasswordOpt = None,
-    allow_yarn: Annotated[
-        bool,
-        typer.Option(
-            "--allow-yarn/--no-allow-yarn", help="Switch to the 1M-token YaRN profile when a document needs it."
-        ),
-    ] = True,
+    allow_yarn: AllowYarnOpt = True,
     as_json: JsonOpt = False,
-    force: Annotated[bool, typer.Option("--force", help="Recompute even if this exact run is stored.")] = False,
+    force: ForceOpt = False,
     strict: StrictOpt = False,
     ocr: OcrOpt = True,
     ocr_lang: OcrLangOpt = "eng",
@@ -181,7 +181,7 @@ def batch(
     profile: ProfileOpt = None,
     model: ModelOpt = None,
     password: PasswordOpt = None,
-    allow_yarn: Annotated[bool, typer.Option("--allow-yarn/--no-allow-yarn", help="Allow the 1M YaRN profile.")] = True,
+    allow_yarn: AllowYarnOpt = True,
     jsonl: Annotated[bool, typer.Option("--jsonl", help="One JSON line per document on stdout.")] = False,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Reader processes.")] = 2,
     resume: Annotated[
@@ -308,9 +308,9 @@ def ask(
     profile: ProfileOpt = None,
     model: ModelOpt = None,
     password: PasswordOpt = None,
-    allow_yarn: Annotated[bool, typer.Option("--allow-yarn/--no-allow-yarn", help="Allow the 1M YaRN profile.")] = True,
+    allow_yarn: AllowYarnOpt = True,
     as_json: JsonOpt = False,
-    force: Annotated[bool, typer.Option("--force", help="Recompute even if this exact run is stored.")] = False,
+    force: ForceOpt = False,
     strict: StrictOpt = False,
     ocr: OcrOpt = True,
     ocr_lang: OcrLangOpt = "eng",
@@ -604,7 +604,7 @@ def eval_(
     template: Annotated[
         Template | None, typer.Option("--template", "-t", help="Template for a folder dataset (default: contract).")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Recompute answers already stored for this model.")] = False,
+    force: ForceOpt = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only read and measure: which documents fit the window (no engine).")
     ] = False,
@@ -612,8 +612,11 @@ def eval_(
         Path | None,
         typer.Option("--report-dir", help="Where report.md and chart.png go (default: DOCANALYST_HOME/reports)."),
     ] = None,
-    allow_yarn: Annotated[bool, typer.Option("--allow-yarn/--no-allow-yarn", help="Allow the 1M YaRN profile.")] = True,
+    allow_yarn: AllowYarnOpt = True,
     ocr: OcrOpt = True,
+    ocr_lang: OcrLangOpt = "eng",
+    read_timeout: ReadTimeoutOpt = 300.0,
+    max_memory: MaxMemoryOpt = 2048,
     as_json: JsonOpt = False,
     db: DbOpt = None,
     debug: DebugOpt = False,
@@ -626,17 +629,18 @@ def eval_(
     """
     from docanalyst.evaluation import views
     from docanalyst.evaluation.datasets import resolve
+    from docanalyst.evaluation.runner import plan
     from docanalyst.pipeline import Analyzer
 
     config = settings(db)
     data = resolve(dataset, config.corpus_dir, labels, template.value if template else None).limited(limit)
     options = _options(
-        profile=profile, model=model, allow_yarn=allow_yarn, force=force, ocr=ocr, ocr_lang="eng",
-        read_timeout=300.0, max_memory=2048,
+        profile=profile, model=model, allow_yarn=allow_yarn, force=force, ocr=ocr, ocr_lang=ocr_lang,
+        read_timeout=read_timeout, max_memory=max_memory,
     )  # fmt: skip
     analyzer = Analyzer(config, engine_factory=ENGINE_FACTORY)
     if dry_run:
-        views.print_plan(out(), data, views.plan_rows(analyzer, data, options), as_json)
+        views.print_plan(out(), data, plan(analyzer, data, options), as_json)
         return
     try:
         with stdout_to_stderr():

@@ -262,9 +262,10 @@ class Store:
             return run, doc, fields
 
     def save_evaluation(self, evaluation: EvaluationRow, items: Sequence[EvaluationItemRow]) -> int:
-        """The evaluation and all its items in one transaction (a crash leaves none of it)."""
+        """The evaluation and all its items in one transaction (a crash leaves none of it). The rows stay usable
+        afterwards (``expire_on_commit=False``): the caller keeps them as its in-memory result."""
         try:
-            with Session(self.engine) as session, session.begin():
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
                 session.add(evaluation)
                 session.flush()
                 assert evaluation.id is not None

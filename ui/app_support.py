@@ -618,9 +618,7 @@ def evaluation_document_rows(items: Iterable[EvaluationItemRow]) -> list[dict[st
 
 def evaluation_chart_data(evaluations: list[EvaluationRow]) -> dict[str, dict[str, float]]:
     """F1 per field (0-1), one series per evaluation: what ``st.bar_chart`` draws."""
-    fields: list[str] = []
-    for ev in evaluations:
-        fields += [f for f in ev.summary["fields"] if f not in fields]
+    fields = eval_report.field_names(evaluations)
     return {
         f"#{ev.id} {ev.profile} · {ev.template} v{ev.template_version}": {
             name: (ev.summary["fields"].get(name) or {}).get("f1") or 0.0 for name in fields

@@ -16,7 +16,15 @@ from docanalyst.store import EvaluationItemRow, EvaluationRow
 _CELL_MAX = 70
 
 
-def _pct(value: float | None) -> str:
+def field_names(evaluations: Sequence[EvaluationRow]) -> list[str]:
+    """Every field any of the evaluations scored, in first-seen order (the rows of a comparison)."""
+    names: list[str] = []
+    for ev in evaluations:
+        names += [f for f in ev.summary["fields"] if f not in names]
+    return names
+
+
+def pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f} %"
 
 
@@ -59,8 +67,8 @@ def markdown(evaluation: EvaluationRow, items: Sequence[EvaluationItemRow], char
         "|---|---|---|---|---|---|---|---|---|---|",
         f"| {sum(totals[k] for k in ('right', 'wrong', 'missing', 'spurious', 'absent_ok'))} | {totals['right']} "
         f"| {totals['wrong']} | {totals['missing']} | {totals['spurious']} | {totals['absent_ok']} "
-        f"| {_pct(totals['precision'])} | {_pct(totals['recall'])} | {_pct(totals['f1'])} "
-        f"| {grounding['found']} of {grounding['quotes']} quotes found ({_pct(grounding['rate'])}) |",
+        f"| {pct(totals['precision'])} | {pct(totals['recall'])} | {pct(totals['f1'])} "
+        f"| {grounding['found']} of {grounding['quotes']} quotes found ({pct(grounding['rate'])}) |",
         "",
         f"Tokens per analysed document: {tokens['prompt_mean'] or '–'} in, {tokens['completion_mean'] or '–'} out. "
         f"Time: {time_['wall_s']} s in all (engine start {time_['engine_start_s'] or '–'} s), "
@@ -74,7 +82,7 @@ def markdown(evaluation: EvaluationRow, items: Sequence[EvaluationItemRow], char
     for name, c in s["fields"].items():
         lines.append(
             f"| {name} | {c['right']} | {c['wrong']} | {c['missing']} | {c['spurious']} | {c['absent_ok']} "
-            f"| {_pct(c['precision'])} | {_pct(c['recall'])} | {_pct(c['f1'])} |"
+            f"| {pct(c['precision'])} | {pct(c['recall'])} | {pct(c['f1'])} |"
         )
     if chart:
         lines += ["", f"![per-field precision, recall and F1]({chart})"]
@@ -139,9 +147,7 @@ def chart(evaluations: Sequence[EvaluationRow], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fields: list[str] = []
-    for ev in evaluations:
-        fields += [f for f in ev.summary["fields"] if f not in fields]
+    fields = field_names(evaluations)
     if len(evaluations) == 1:
         per_field = evaluations[0].summary["fields"]
         series = {m: [per_field[f][m] or 0.0 for f in fields] for m in ("precision", "recall", "f1")}
@@ -191,14 +197,12 @@ def compare_markdown(evaluations: Sequence[EvaluationRow], chart_name: str | Non
     heads = [f"#{ev.id} {ev.profile} ({ev.model}) · {ev.template} v{ev.template_version}" for ev in evaluations]
     lines = [f"# Comparison of evaluations {', '.join(str(ev.id) for ev in evaluations)}", "",
              "| field | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]  # fmt: skip
-    fields: list[str] = []
-    for ev in evaluations:
-        fields += [f for f in ev.summary["fields"] if f not in fields]
+    fields = field_names(evaluations)
     for name in [*fields, "(all fields)"]:
         cells = []
         for ev in evaluations:
             c = ev.summary["totals"] if name == "(all fields)" else ev.summary["fields"].get(name)
-            cells.append("–" if c is None else f"F1 {_pct(c['f1'])} (P {_pct(c['precision'])}, R {_pct(c['recall'])})")
+            cells.append("–" if c is None else f"F1 {pct(c['f1'])} (P {pct(c['precision'])}, R {pct(c['recall'])})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     rows = {
         "right / wrong / missing / spurious (all fields)": lambda ev: " / ".join(
@@ -206,7 +210,7 @@ def compare_markdown(evaluations: Sequence[EvaluationRow], chart_name: str | Non
         ),
         "documents scored": lambda ev: f"{ev.scored} of {ev.documents}",
         "documents without a valid answer": lambda ev: str(ev.summary["status"]["failed"]),
-        "grounding": lambda ev: _pct(ev.summary["grounding"]["rate"]),
+        "grounding": lambda ev: pct(ev.summary["grounding"]["rate"]),
         "seconds per analysed document": lambda ev: str(ev.summary["time"]["wall_per_analysed_document_s"] or "–"),
     }
     for label, get in rows.items():

@@ -32,38 +32,12 @@ Event = Callable[[str, Any, dict[str, Any]], None]  # batch events: 'read', 'eng
 
 @dataclass
 class ItemResult:
-    case: EvalCase
-    status: str  # scored | failed (no valid answer: its labels count as missing) | skipped (budget) | unreadable
-    run_status: str | None = None
-    run_id: int | None = None
-    document_sha256: str | None = None
-    pages: int | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    total_s: float | None = None
-    quotes_total: int | None = None
-    quotes_found: int | None = None
-    error: str | None = None
-    scores: list[FieldScore] = field(default_factory=list)
+    """One document: its labels (``case``), the stored row, and the scores the row's ``scores_json`` holds.
+    ``row.status``: scored | failed (no valid answer: its labels count as missing) | skipped (budget) | unreadable."""
 
-    def row(self) -> EvaluationItemRow:
-        return EvaluationItemRow(
-            evaluation_id=0,
-            name=self.case.name,
-            document_sha256=self.document_sha256,
-            run_id=self.run_id,
-            status=self.status,
-            run_status=self.run_status,
-            error=self.error,
-            scores_json=json.dumps([s.as_dict() for s in self.scores], ensure_ascii=False),
-            excluded_json=json.dumps(dict(self.case.excluded), ensure_ascii=False),
-            pages=self.pages,
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            total_s=self.total_s,
-            quotes_total=self.quotes_total,
-            quotes_found=self.quotes_found,
-        )
+    case: EvalCase
+    row: EvaluationItemRow
+    scores: list[FieldScore] = field(default_factory=list)
 
 
 @dataclass
@@ -81,15 +55,14 @@ class EvaluationResult:
     def summary(self) -> dict[str, Any]:
         template = load_template(self.dataset.template)
         scores = [s for item in self.items for s in item.scores]
-        statuses = {k: sum(i.status == k for i in self.items) for k in ("scored", "failed", "skipped", "unreadable")}
-        analysed = [i for i in self.items if i.status in ("scored", "failed")]
+        rows = [i.row for i in self.items]
+        statuses = {k: sum(r.status == k for r in rows) for k in ("scored", "failed", "skipped", "unreadable")}
+        analysed = [r for r in rows if r.status in ("scored", "failed")]
         quotes = sum(i.quotes_total or 0 for i in analysed)
         found = sum(i.quotes_found or 0 for i in analysed)
         prompt = [i.prompt_tokens for i in analysed if i.prompt_tokens]
         completion = [i.completion_tokens for i in analysed if i.completion_tokens]
-        seconds = [i.total_s for i in analysed if i.total_s is not None]
         return {
-            "evaluation_id": self.evaluation_id,
             "dataset": self.dataset.name,
             "source": str(self.dataset.source),
             "template": template.name,
@@ -114,7 +87,6 @@ class EvaluationResult:
             "time": {
                 "wall_s": round(self.wall_s, 2),
                 "engine_start_s": None if self.engine_start_s is None else round(self.engine_start_s, 2),
-                "per_document_median_s": round(statistics.median(seconds), 2) if seconds else None,
                 "wall_per_analysed_document_s": round(self.wall_s / len(analysed), 2) if analysed else None,
             },
             "excluded_labels": [
@@ -142,7 +114,7 @@ class EvaluationResult:
             summary_json=json.dumps(summary, ensure_ascii=False),
             docanalyst_version=__version__,
         )
-        return row, [i.row() for i in self.items]
+        return row, [i.row for i in self.items]
 
 
 def eval_options(dataset: Dataset, options: ExtractOptions) -> ExtractOptions:
@@ -217,32 +189,35 @@ def evaluate(
 
 def _item(case: EvalCase, outcome: Outcome, specs: dict[str, Any]) -> ItemResult:
     doc = outcome.document
-    item = ItemResult(
-        case,
+    row = EvaluationItemRow(
+        evaluation_id=0,
+        name=case.name,
         status="scored",
         run_status=outcome.status,
         run_id=outcome.run_id,
         document_sha256=doc.sha256 if doc else None,
         pages=doc.page_count if doc else None,
         error=str(outcome.error) if outcome.error else None,
+        excluded_json=json.dumps(dict(case.excluded), ensure_ascii=False),
     )
     if isinstance(outcome.error, BudgetError):
-        item.status = "skipped"
-        return item
+        row.status = "skipped"
+        return ItemResult(case, row)
     if outcome.run_id is None:  # never reached the engine: not the model's fault, not scored
-        item.status = "unreadable"
-        return item
-    item.prompt_tokens = outcome.usage.get("prompt_tokens")
-    item.completion_tokens = outcome.usage.get("completion_tokens")
+        row.status = "unreadable"
+        return ItemResult(case, row)
+    row.prompt_tokens = outcome.usage.get("prompt_tokens")
+    row.completion_tokens = outcome.usage.get("completion_tokens")
     # Reading + tokenising + the engine call(s) it took part in. Documents share one engine call, so the
     # call's time is theirs together; the summary's wall time per document is the fair per-document figure.
     t = outcome.timings
-    parts = [t.get(k) for k in ("read_s", "tokenize_s", "generate_s_1", "generate_s_2")]
-    item.total_s = round(sum(p for p in parts if p is not None), 2) if any(p is not None for p in parts) else None
+    parts = [t[k] for k in ("read_s", "tokenize_s", "generate_s_1", "generate_s_2") if t.get(k) is not None]
+    row.total_s = round(sum(parts), 2) if parts else None
     if outcome.result is not None:
         grounding = summarise(outcome.fields)
-        item.quotes_total, item.quotes_found = grounding.quotes, grounding.found
+        row.quotes_total, row.quotes_found = grounding.quotes, grounding.found
     if not outcome.ok:
-        item.status = "failed"
-    item.scores = score_result(outcome.result if outcome.ok else None, case.labels, specs)
-    return item
+        row.status = "failed"
+    scores = score_result(outcome.result if outcome.ok else None, case.labels, specs)
+    row.scores_json = json.dumps([sc.as_dict() for sc in scores], ensure_ascii=False)
+    return ItemResult(case, row, scores)

@@ -12,22 +12,18 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from docanalyst.budget import BudgetReport
 from docanalyst.errors import DocanalystError
 from docanalyst.evaluation import report as reports
-from docanalyst.evaluation.datasets import Dataset, EvalCase
-from docanalyst.evaluation.runner import EvaluationResult, evaluate, plan
+from docanalyst.evaluation.datasets import Dataset
+from docanalyst.evaluation.report import pct
+from docanalyst.evaluation.runner import EvaluationResult, PlanRow, evaluate
 from docanalyst.pipeline import Analyzer, ExtractOptions
-from docanalyst.store import EvaluationRow, Store
+from docanalyst.store import EvaluationItemRow, EvaluationRow, Store
 
 
 def _json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
     sys.stdout.flush()
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
 
 
 def run(
@@ -57,15 +53,7 @@ def run(
     return result
 
 
-def plan_rows(
-    analyzer: Analyzer, dataset: Dataset, options: ExtractOptions
-) -> list[tuple[EvalCase, BudgetReport | None, str]]:
-    return plan(analyzer, dataset, options)
-
-
-def print_plan(
-    console: Console, dataset: Dataset, rows: list[tuple[EvalCase, BudgetReport | None, str]], as_json: bool
-) -> None:
+def print_plan(console: Console, dataset: Dataset, rows: list[PlanRow], as_json: bool) -> None:
     if as_json:
         for case, report, verdict in rows:
             _json(
@@ -99,25 +87,21 @@ def print_plan(
 
 def write_report(analyzer: Analyzer, result: EvaluationResult, folder: Path) -> Path:
     assert result.evaluation_id is not None
-    loaded = analyzer.store.get_evaluation(result.evaluation_id)
-    assert loaded is not None
-    return reports.write(loaded[0], loaded[1], folder)
+    return reports.write(*load_evaluation(analyzer.store, result.evaluation_id), folder)
 
 
 def print_result(console: Console, errors: Console, result: EvaluationResult, report: Path, as_json: bool) -> None:
-    print_summary(console, result.summary(), report, as_json)
+    print_summary(console, {**result.summary(), "evaluation_id": result.evaluation_id}, report, as_json)
     if not as_json:
         for item in result.items:
-            if item.status in ("skipped", "unreadable") and item.error:
-                errors.print(f"{item.status}: {item.error}", markup=False, highlight=False)
+            if item.row.status in ("skipped", "unreadable") and item.row.error:
+                errors.print(f"{item.row.status}: {item.row.error}", markup=False, highlight=False)
 
 
 def show(store: Store, evaluation_id: int, console: Console, folder: Path | None, as_json: bool) -> None:
     """A stored evaluation: its figures, and its report written again where asked."""
-    evaluation = load_evaluations(store, [evaluation_id])[0]
-    loaded = store.get_evaluation(evaluation_id)
-    assert loaded is not None
-    report = reports.write(evaluation, loaded[1], folder) if folder else None
+    evaluation, items = load_evaluation(store, evaluation_id)
+    report = reports.write(evaluation, items, folder) if folder else None
     print_summary(console, {**evaluation.summary, "evaluation_id": evaluation.id}, report, as_json)
 
 
@@ -136,7 +120,7 @@ def print_summary(console: Console, summary: dict[str, Any], report: Path | None
     for name, c in [*summary["fields"].items(), ("all fields", totals)]:
         table.add_row(
             name, *(str(c[k]) for k in ("right", "wrong", "missing", "spurious", "absent_ok")),
-            _pct(c["precision"]), _pct(c["recall"]), _pct(c["f1"]),
+            pct(c["precision"]), pct(c["recall"]), pct(c["f1"]),
         )  # fmt: skip
     console.print(table)
     g = summary["grounding"]
@@ -144,7 +128,7 @@ def print_summary(console: Console, summary: dict[str, Any], report: Path | None
         f"documents {summary['documents']}: scored {st['scored']}, failed {st['failed']}, "
         f"skipped (over budget) {st['skipped']}, unreadable {st['unreadable']} · "
         f"reused runs {summary['reused_runs']} · "
-        f"quotes found {g['found']}/{g['quotes']} ({_pct(g['rate'])}) · {summary['time']['wall_s']} s"
+        f"quotes found {g['found']}/{g['quotes']} ({pct(g['rate'])}) · {summary['time']['wall_s']} s"
     )
     if report:
         console.print(f"report: {report}\nchart:  {report.with_name('chart.png')}")
@@ -163,20 +147,21 @@ def print_list(console: Console, rows: Sequence[EvaluationRow], as_json: bool) -
         totals = ev.summary["totals"]
         table.add_row(
             str(ev.id), ev.created_at.strftime("%Y-%m-%d %H:%M"), ev.dataset, f"{ev.template} v{ev.template_version}",
-            ev.profile, ev.model, f"{ev.scored}/{ev.documents}", _pct(totals["precision"]), _pct(totals["recall"]),
-            _pct(totals["f1"]),
+            ev.profile, ev.model, f"{ev.scored}/{ev.documents}", pct(totals["precision"]), pct(totals["recall"]),
+            pct(totals["f1"]),
         )  # fmt: skip
     console.print(table)
 
 
+def load_evaluation(store: Store, evaluation_id: int) -> tuple[EvaluationRow, list[EvaluationItemRow]]:
+    loaded = store.get_evaluation(evaluation_id)
+    if loaded is None:
+        raise DocanalystError(f"no evaluation {evaluation_id} (see `docanalyst eval-list`)")
+    return loaded
+
+
 def load_evaluations(store: Store, ids: Sequence[int]) -> list[EvaluationRow]:
-    found: list[EvaluationRow] = []
-    for evaluation_id in ids:
-        loaded = store.get_evaluation(evaluation_id)
-        if loaded is None:
-            raise DocanalystError(f"no evaluation {evaluation_id} (see `docanalyst eval-list`)")
-        found.append(loaded[0])
-    return found
+    return [load_evaluation(store, evaluation_id)[0] for evaluation_id in ids]
 
 
 def print_compare(console: Console, evaluations: Sequence[EvaluationRow], folder: Path | None) -> None:
@@ -187,14 +172,12 @@ def print_compare(console: Console, evaluations: Sequence[EvaluationRow], folder
     table.add_column("field")
     for ev in evaluations:
         table.add_column(f"#{ev.id} {ev.profile}\n{ev.model}\n{ev.template} v{ev.template_version}")
-    fields: list[str] = []
-    for ev in evaluations:
-        fields += [f for f in ev.summary["fields"] if f not in fields]
+    fields = reports.field_names(evaluations)
     for name in [*fields, "all fields"]:
         cells = []
         for ev in evaluations:
             c = ev.summary["totals"] if name == "all fields" else ev.summary["fields"].get(name)
-            cells.append("–" if c is None else f"{_pct(c['f1'])} ({_pct(c['precision'])} / {_pct(c['recall'])})")
+            cells.append("–" if c is None else f"{pct(c['f1'])} ({pct(c['precision'])} / {pct(c['recall'])})")
         table.add_row(name, *cells)
     console.print(table)
     if folder is not None:
