@@ -595,6 +595,7 @@ def eval_(
     ],
     profile: ProfileOpt = None,
     model: ModelOpt = None,
+    password: PasswordOpt = None,
     limit: Annotated[
         int | None, typer.Option("--limit", "-n", min=1, help="Only the N smallest documents (a quick run).")
     ] = None,
@@ -635,7 +636,7 @@ def eval_(
     config = settings(db)
     data = resolve(dataset, config.corpus_dir, labels, template.value if template else None).limited(limit)
     options = _options(
-        profile=profile, model=model, allow_yarn=allow_yarn, force=force, ocr=ocr, ocr_lang=ocr_lang,
+        profile=profile, model=model, password=password, allow_yarn=allow_yarn, force=force, ocr=ocr, ocr_lang=ocr_lang,
         read_timeout=read_timeout, max_memory=max_memory,
     )  # fmt: skip
     analyzer = Analyzer(config, engine_factory=ENGINE_FACTORY)
