@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ def find_pdfs(folder: Path, pattern: str = "*.pdf", recursive: bool = False) -> 
 
 
 def _worker(conn: Connection, settings: Settings, options: ExtractOptions) -> None:
+    # Ctrl-C reaches the whole terminal group: the batch process decides when its readers stop (lifecycle.py).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     analyzer = Analyzer(settings)
     while True:
         task = conn.recv()

@@ -712,15 +712,15 @@ def _command_line() -> str:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def ui(ctx: typer.Context) -> None:
     """Start the web app (Streamlit); extra options such as --server.port 8502 are passed through."""
-    import subprocess
+    from docanalyst import lifecycle
 
     app_file = Path(__file__).parent / "_ui" / "app.py"
     if not app_file.exists():
         app_file = Path(__file__).parent.parent / "ui" / "app.py"
     if not app_file.exists():
         raise DocanalystError("the web app is not installed (ui/app.py is missing)")
-    command = [sys.executable, "-m", "streamlit", "run", str(app_file), *ctx.args]
-    raise typer.Exit(subprocess.call(command))
+    # A signal is passed on to the server, which closes its engine; the server dies with us if we are killed.
+    raise typer.Exit(lifecycle.run_child(lifecycle.streamlit_command(str(app_file), ctx.args)))
 
 
 @models_app.callback()
@@ -847,8 +847,11 @@ def main() -> None:
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         os.environ.setdefault("TQDM_DISABLE", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from docanalyst import lifecycle
+
     try:
-        code = app(standalone_mode=False)
+        with lifecycle.stopping():  # SIGINT/SIGTERM at any moment: the whole process tree ends, exit 130/143
+            code = app(standalone_mode=False)
     except click.exceptions.ClickException as exc:
         exc.show()
         code = exc.exit_code
