@@ -1,34 +1,58 @@
-"""Reading a PDF in a child process, bounded in time and memory.
+"""Reading a PDF (and counting its tokens) in child processes, bounded in time and memory.
 
-MuPDF is C. A hostile or broken file can make it loop for minutes, ask for gigabytes, or crash the process.
-``load_pdf_isolated`` runs ``docanalyst.pdf.load_pdf`` in a fresh Python process whose address space is capped
-(``RLIMIT_AS``: the child's own footprint after imports plus ``memory_mb``) and kills it at ``timeout_s``. The
-caller gets the Document, or one ``PdfError`` with a plain reason: too slow, too much memory, crashed, or the
-loader's own error (not a PDF, encrypted, ...).
+MuPDF is C. A hostile or broken file can make it loop for minutes, ask for gigabytes, or crash the process; a
+text bomb (thousands of pages sharing one content stream) turns a 1.5 MB file into tens of millions of
+characters, whose exact tokenisation alone needs gigabytes. So both happen in a reader process: its address
+space is capped per file (``RLIMIT_AS``: its footprint before the file plus ``memory_mb``), it is killed at
+``timeout_s``, and the caller gets a Document or a Prepared (read, checked, measured), or one ``PdfError`` /
+``BudgetError`` with a plain reason. The main process only ever holds a document that fits a window.
 
-Request and answer cross the pipe as JSON, never pickle: the child handles hostile bytes, so nothing it sends
-back can run code in the parent. This module does not import PyMuPDF; only the child does, through ``pdf``.
+A ``ReaderPool`` keeps its reader processes across files (a Python start with PyMuPDF and a tokenizer costs
+about a second on a loaded 2-core machine, more than reading a one-page PDF); a reader is killed and replaced
+when it passes the time limit, and retired when it crashed, ran out of memory or kept too much memory.
+
+Requests and answers cross the pipes as JSON lines, never pickle: the reader handles hostile bytes, so nothing
+it sends back can run code in the parent. This module does not import PyMuPDF; only the child does, via ``pdf``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
-from dataclasses import asdict
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from docanalyst import errors
 from docanalyst.document import Document, Page
-from docanalyst.errors import DamagedPdfError, DocanalystError, PdfError
+from docanalyst.errors import BudgetError, DamagedPdfError, DocanalystError, PdfError
+
+if TYPE_CHECKING:
+    from docanalyst.config import Settings
+    from docanalyst.pipeline import ExtractOptions, Prepared
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MEMORY_MB = 2048
+# The most text a reader hands on: the largest window (1,010,000 tokens, qwen3-next-1m) times the most
+# characters one token can cover in any tokenizer we count with (128: cl100k's longest token, the estimate for
+# Qwen; the shipped SmolLM2 tokenizer's is 81). A longer text cannot fit any profile, however it tokenises.
+MAX_TEXT_CHARS = 1_010_000 * 128
+# A reader that kept this much more resident memory than it had after start-up is retired after its answer
+# (MuPDF's caches and Python's arenas do not always shrink), as is one that has served this many files.
+RETIRE_GROWTH_MB = 512
+RETIRE_AFTER_FILES = 500
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
-_CHILD = "from docanalyst.isolation import _child_main; _child_main()"
+_CHILD = "from docanalyst.reader_process import child_main; child_main()"
+_PHASE = "docanalyst-reader-phase: "
 # Errors the child may name in its answer; anything else arrives as DamagedPdfError.
 _KNOWN_ERRORS: dict[str, type[DocanalystError]] = {
     cls.__name__: cls
@@ -44,7 +68,7 @@ _KNOWN_ERRORS: dict[str, type[DocanalystError]] = {
 
 
 class PdfLimitError(PdfError):
-    """Reading the file passed a limit (time or memory) and was stopped."""
+    """Reading the file passed a limit (time, memory or text length) and was stopped."""
 
 
 class PdfTimeoutError(PdfLimitError):
@@ -55,73 +79,258 @@ class PdfMemoryError(PdfLimitError):
     pass
 
 
+class PdfTextLimitError(PdfLimitError):
+    pass
+
+
+_KNOWN_ERRORS[PdfTextLimitError.__name__] = PdfTextLimitError
+Result: TypeAlias = "Document | Prepared | DocanalystError"  # what the pool yields for one file
+Task = tuple[int, Path, dict[str, Any]]  # (key, path, request)
+
+
 def load_pdf_isolated(
     path: str | Path,
     password: str | None = None,
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     memory_mb: int = DEFAULT_MEMORY_MB,
+    max_chars: int = MAX_TEXT_CHARS,
     **options: Any,
 ) -> Document:
     """``load_pdf(path, password, **options)`` in a child process with a wall-clock limit and a memory cap.
 
     ``options`` are load_pdf's keyword arguments (``tables``, ``ocr``, ``ocr_language``, ``ocr_dpi``). Raises
     PdfTimeoutError ("reading took longer than N s"), PdfMemoryError ("reading needed more than N MB of
-    memory"), DamagedPdfError when the reader crashes, or whatever PdfError/ConfigError load_pdf raised.
+    memory"), PdfTextLimitError (more than ``max_chars`` characters of text), DamagedPdfError when the reader
+    crashes, or whatever PdfError/ConfigError load_pdf raised.
     """
     path = Path(path)
-    request = json.dumps(
-        {"path": str(path), "password": password, "memory_mb": memory_mb, "options": options, "parent": os.getpid()}
+    request = {"path": str(path), "password": password, "options": options, "max_chars": max_chars}
+    result = _one(path, request, timeout_s, memory_mb)
+    if not isinstance(result, Document):
+        raise PdfError("the reader process answered something that is not a document", path=path)
+    return result
+
+
+def prepare_isolated(
+    settings: Settings, path: str | Path, options: ExtractOptions, *, max_chars: int = MAX_TEXT_CHARS
+) -> Prepared:
+    """``Analyzer.prepare`` in a reader process: read, check, and count tokens (bounded by the options'
+    ``read_timeout_s`` and ``read_memory_mb``). Raises what reading or planning raised (BudgetError included)."""
+    path = Path(path)
+    result = _one(
+        path, prepare_request(settings, path, options, max_chars), options.read_timeout_s, options.read_memory_mb
     )
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p)
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-    except OSError as exc:
-        raise DocanalystError(f"cannot start the reader process: {exc}", path=path) from exc
-    try:
-        out, err = proc.communicate(request.encode("utf-8"), timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise PdfTimeoutError(f"reading took longer than {timeout_s:g} s", path=path) from None
-    except BaseException:  # Ctrl-C and friends: never leave the child behind
-        proc.kill()
-        proc.communicate()
-        raise
-    return _answer(path, proc.returncode, out, err, memory_mb)
+    if isinstance(result, Document):
+        raise PdfError("the reader process answered something that is not a prepared document", path=path)
+    return result
 
 
-def _answer(path: Path, returncode: int, out: bytes, err: bytes, memory_mb: int) -> Document:
-    try:
-        answer = json.loads(out.decode("utf-8"))
-        kind = answer["kind"]
-    except (ValueError, KeyError, TypeError):
-        kind = None
-    if kind == "document":
+def _one(path: Path, request: dict[str, Any], timeout_s: float, memory_mb: int) -> Document | Prepared:
+    with ReaderPool(1, timeout_s=timeout_s, memory_mb=memory_mb) as pool:
+        [(_, result)] = list(pool.run([(0, path, request)]))
+    if isinstance(result, DocanalystError):
+        raise result
+    return result
+
+
+def prepare_request(
+    settings: Settings, path: str | Path, options: ExtractOptions, max_chars: int = MAX_TEXT_CHARS
+) -> dict[str, Any]:
+    """The JSON request for reading and planning one file (what ``Analyzer.prepare`` does, in the reader)."""
+    plan = {"settings": _settings_json(settings), "options": asdict(options)}
+    read = {"ocr": options.ocr, "ocr_language": options.ocr_language}
+    return {"path": str(path), "password": options.password, "options": read, "max_chars": max_chars, "plan": plan}
+
+
+class _Reader:
+    """One reader process: JSON request lines in on stdin, one JSON answer line each on stdout. Its stderr
+    goes to a file (never a pipe nobody drains) whose tail explains a crash."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        handle, self.log = tempfile.mkstemp(prefix="docanalyst-reader-", suffix=".log")
+        os.close(handle)
         try:
-            return _document(answer["document"])
+            with open(self.log, "ab") as log:  # O_APPEND: our reads of the file never move its writes
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-c", _CHILD, str(os.getpid())],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    env=env,
+                )
+        except OSError as exc:
+            os.unlink(self.log)
+            raise DocanalystError(f"cannot start the reader process: {exc}") from exc
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        self.buffer = bytearray()
+
+    def send(self, request: dict[str, Any]) -> None:
+        self.buffer.clear()
+        with contextlib.suppress(OSError):  # a reader that died is found out by reading its answer
+            self.stdin.write(json.dumps(request, ensure_ascii=True).encode("ascii") + b"\n")
+            self.stdin.flush()
+
+    def pump(self) -> tuple[bytes, int | None] | None:
+        """Read what is there; (answer, None) once a line is complete, (rest, exit status) if the process ended."""
+        chunk = os.read(self.stdout.fileno(), 1 << 20)
+        if chunk:
+            self.buffer += chunk
+            end = self.buffer.find(b"\n")
+            if end < 0:
+                return None
+            line = bytes(self.buffer[:end])
+            self.buffer.clear()
+            return line, None
+        return bytes(self.buffer), self.proc.wait()
+
+    def stderr_tail(self) -> str:
+        with contextlib.suppress(OSError), open(self.log, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(self.log) - 8192))
+            return fh.read().decode("utf-8", "replace")
+        return ""
+
+    def close(self, *, kill: bool = False) -> None:
+        with contextlib.suppress(OSError):
+            self.stdin.close()  # an idle reader ends its loop on EOF
+        if kill:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.stdout.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.log)
+
+
+class ReaderPool:
+    """Up to ``workers`` reader processes, reused across files. ``run`` yields (key, result) as files finish."""
+
+    def __init__(self, workers: int = 2, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB):
+        self.workers, self.timeout_s, self.memory_mb = max(1, workers), timeout_s, memory_mb
+        self.started = 0  # reader processes started so far (a benchmark and the tests look)
+        self._idle: list[_Reader] = []
+        self._env = dict(os.environ)
+        self._env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, self._env.get("PYTHONPATH", "")) if p)
+
+    def __enter__(self) -> ReaderPool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+    def _reader(self) -> _Reader:
+        if self._idle:
+            return self._idle.pop()
+        self.started += 1
+        return _Reader(self._env)
+
+    def run(
+        self, tasks: Sequence[Task], *, ahead: int | None = None, stop: Callable[[], bool] | None = None
+    ) -> Iterator[tuple[int, Result]]:
+        """Yield (key, Document | Prepared | error) in completion order. ``ahead``: a task starts only while it
+        is fewer than that many places after the first unfinished one (so a consumer that takes results in
+        order buffers at most ``ahead``); ``stop``: polled at least twice a second, ends the run early."""
+        todo = deque(enumerate(tasks))
+        busy: dict[_Reader, tuple[int, Task, float]] = {}
+        selector = selectors.DefaultSelector()
+        try:
+            while todo or busy:
+                if stop is not None and stop():
+                    return
+                first = min([place for place, _, _ in busy.values()] + ([todo[0][0]] if todo else []))
+                while todo and len(busy) < self.workers and (ahead is None or todo[0][0] < first + ahead):
+                    place, task = todo.popleft()
+                    try:
+                        reader = self._reader()
+                    except DocanalystError as exc:
+                        exc.path = str(task[1])
+                        yield task[0], exc
+                        continue
+                    reader.send({**task[2], "memory_mb": self.memory_mb})
+                    busy[reader] = (place, task, time.monotonic() + self.timeout_s)
+                    selector.register(reader.stdout, selectors.EVENT_READ, reader)
+                if not busy:
+                    continue
+                nearest = min(deadline for _, _, deadline in busy.values())
+                ready = {key.data for key, _ in selector.select(min(0.5, max(0.0, nearest - time.monotonic())))}
+                for reader in list(busy):
+                    _, task, deadline = busy[reader]
+                    done = reader.pump() if reader in ready else None
+                    if done is None and time.monotonic() < deadline:
+                        continue
+                    del busy[reader]
+                    selector.unregister(reader.stdout)
+                    if done is None:
+                        reader.close(kill=True)
+                        yield task[0], PdfTimeoutError(f"reading took longer than {self.timeout_s:g} s", path=task[1])
+                        continue
+                    yield task[0], self._settle(reader, task[1], *done)
+        finally:
+            for reader in busy:
+                reader.close(kill=True)
+            selector.close()
+
+    def _settle(self, reader: _Reader, path: Path, out: bytes, returncode: int | None) -> Result:
+        """Turn an answer into a result; keep the reader for the next file unless it ended or asked to retire."""
+        try:
+            answer = json.loads(out.decode("utf-8"))
+        except ValueError:
+            answer = None
+        err = reader.stderr_tail() if returncode is not None else ""
+        try:
+            result: Result = _answer(path, returncode or 0, answer, err, self.memory_mb)
+        except DocanalystError as exc:
+            result = exc
+        keep = returncode is None and isinstance(answer, dict) and not answer.get("retire")
+        if keep:
+            self._idle.append(reader)
+        else:
+            reader.close(kill=returncode is None)
+        return result
+
+
+def _answer(path: Path, returncode: int, answer: Any, err: str, memory_mb: int) -> Document | Prepared:
+    kind = answer.get("kind") if isinstance(answer, dict) else None
+    if kind in ("document", "prepared"):
+        try:
+            return _document(answer["document"]) if kind == "document" else _prepared(path, answer["prepared"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PdfError("the reader process answered something that is not a document", path=path) from exc
     if kind == "memory":
-        raise PdfMemoryError(f"reading needed more than {memory_mb} MB of memory", path=path)
+        raise PdfMemoryError(f"{answer.get('phase') or 'reading'} needed more than {memory_mb} MB of memory", path=path)
     if kind == "error":
-        cls = _KNOWN_ERRORS.get(str(answer.get("class")), DamagedPdfError)
-        page = answer.get("page")
-        raise cls(str(answer.get("message")), path=path, page=page if isinstance(page, int) else None)
+        raise _error(path, answer)
+    phase = next((line[len(_PHASE) :] for line in reversed(err.splitlines()) if line.startswith(_PHASE)), "reading")
+    if "memory allocation of" in err or "MemoryError" in (err.strip().splitlines() or [""])[-1]:
+        # Rust (the tokenizer) aborts on a failed allocation: "memory allocation of N bytes failed"
+        raise PdfMemoryError(f"{phase} needed more than {memory_mb} MB of memory", path=path)
     if returncode < 0:
         name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
         raise DamagedPdfError(f"the reader process crashed on this file ({name})", path=path)
-    last = (err.decode("utf-8", "replace").strip().splitlines() or ["no message"])[-1]
-    if "MemoryError" in last:
-        raise PdfMemoryError(f"reading needed more than {memory_mb} MB of memory", path=path)
+    last = ([line for line in err.strip().splitlines() if not line.startswith(_PHASE)] or ["no message"])[-1]
     raise PdfError(f"the reader process failed (exit {returncode}): {last[:300]}", path=path)
+
+
+def _error(path: Path, answer: dict[str, Any]) -> DocanalystError:
+    message, page, document_id = str(answer.get("message")), answer.get("page"), answer.get("document_id")
+    document_id = document_id if isinstance(document_id, str) else None
+    if answer.get("class") == "BudgetError":
+        numbers = (int(answer["needed"]), int(answer["available"]), str(answer["profile"]))
+        return BudgetError(
+            message, needed=numbers[0], available=numbers[1], profile=numbers[2], path=path, document_id=document_id
+        )
+    cls = _KNOWN_ERRORS.get(str(answer.get("class")), DamagedPdfError)
+    error = cls(message, path=path, page=page if isinstance(page, int) else None)
+    error.document_id = document_id
+    return error
 
 
 def _document(data: dict[str, Any]) -> Document:
@@ -130,83 +339,29 @@ def _document(data: dict[str, Any]) -> Document:
     return Document(pages=pages, **data)
 
 
-def _footprint_bytes() -> int:
-    """This process's current address-space size (Linux), 0 where unknown."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+def _prepared(path: Path, data: dict[str, Any]) -> Prepared:
+    from docanalyst.budget import BudgetReport
+    from docanalyst.pipeline import Prepared
+    from docanalyst.prompting import BuiltPrompt
+
+    prompt = data["prompt"]
+    return Prepared(
+        path=str(path),
+        document=_document(data["document"]),
+        profile=str(data["profile"]),
+        model_ref=str(data["model_ref"]),
+        model_name=str(data["model_name"]),
+        budget=BudgetReport(**data["budget"]),
+        prompt=BuiltPrompt(
+            str(prompt["prefix"]),
+            str(prompt["suffix"]),
+            tuple(int(i) for i in prompt["prefix_ids"]),
+            tuple(int(i) for i in prompt["suffix_ids"]),
+        ),
+        notes=tuple(str(note) for note in data["notes"]),
+        timings={str(k): float(v) for k, v in data["timings"].items()},
+    )
 
 
-def cap_memory(memory_mb: int) -> bool:
-    """Cap this process's address space at its current size plus ``memory_mb`` (soft limit only, so it can be
-    lifted again). Returns False where the platform offers no such cap."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return False
-    base = _footprint_bytes()
-    if base == 0:
-        return False
-    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = base + memory_mb * 1024 * 1024
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    return True
-
-
-def _uncap_memory() -> None:
-    try:
-        import resource
-    except ImportError:
-        return
-    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
-
-
-def _die_with_parent(parent: int) -> None:
-    """Linux: the kernel kills this process when its parent dies (a batch worker killed at its deadline must not
-    leave a reader running on a hostile file); exit at once if the parent is already gone."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def _child_main() -> None:
-    """The reader process: one request on stdin, one JSON answer on the original stdout."""
-    answer_fd = os.dup(1)
-    os.dup2(2, 1)  # whatever a library prints goes to stderr, never into the answer
-    request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
-    _die_with_parent(int(request.get("parent", os.getppid())))
-    from docanalyst.pdf import load_pdf, out_of_memory
-
-    answer: dict[str, Any]
-    try:
-        cap_memory(int(request["memory_mb"]))
-        document = load_pdf(request["path"], request["password"], **request["options"])
-        answer = {"kind": "document", "document": asdict(document)}
-    except DocanalystError as exc:
-        answer = {"kind": "error", "class": type(exc).__name__, "message": exc.message, "page": exc.page}
-        if out_of_memory(exc):
-            answer = {"kind": "memory"}
-    except MemoryError:
-        answer = {"kind": "memory"}
-    except Exception as exc:  # a bug or a library failure on a hostile file: still one plain line
-        answer = {"kind": "error", "class": "DamagedPdfError", "message": f"could not read: {type(exc).__name__}"}
-        if out_of_memory(exc):
-            answer = {"kind": "memory"}
-    _uncap_memory()
-    data = json.dumps(answer, ensure_ascii=True).encode("ascii")
-    with os.fdopen(answer_fd, "wb") as out:
-        out.write(data)
+def _settings_json(settings: Settings) -> dict[str, Any]:
+    return {f.name: (str(v) if isinstance(v := getattr(settings, f.name), Path) else v) for f in fields(settings)}

@@ -11,11 +11,18 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from docanalyst.errors import ConfigError
+
+# Unicode composition (NFC/NFKC) joins at most this many characters into one: the longest canonical
+# decomposition of any character (U+1F82 and friends decompose into 4). tests/test_budget.py recomputes it.
+MAX_COMPOSED_CHARS = 4
+# Pre-tokenizers that keep every character of the text (they only split it or map it 1:1 to bytes or
+# marks); anything else (e.g. Whitespace, which drops spaces) gets no length bound.
+_KEEPING_PRE_TOKENIZERS = frozenset({"ByteLevel", "Digits", "Metaspace", "Punctuation", "Split", "Sequence"})
 
 # Used when a folder has no chat template of its own (ChatML, as SmolLM2 and Qwen use).
 CHATML_TEMPLATE = (
@@ -81,6 +88,54 @@ class ModelTokenizer:
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         return _render(self.chat_template, messages, self._special)
 
+    @cached_property
+    def guard_ids(self) -> dict[str, Any] | None:
+        """The token ids the repetition guard needs (engine_guard.py): every token holding a ``"`` (a loop whose
+        unit has none is inside one string), and the tokens that close a string and a list. None when the
+        vocabulary lacks a bare ``"`` or ``]``."""
+        vocab = self._tok.get_vocab(with_added_tokens=False)
+        close_string, close_array = vocab.get('"'), vocab.get("]")
+        if close_string is None or close_array is None:
+            return None
+        quote_ids = sorted(i for token, i in vocab.items() if '"' in token)
+        return {"quote_ids": quote_ids, "close_string": close_string, "close_array": close_array}
+
+    @cached_property
+    def max_chars_per_token(self) -> int | None:
+        """At most this many characters of any text become one token, so a text of ``n`` characters has at
+        least ``ceil(n / max_chars_per_token)`` tokens: a proven lower bound, used to refuse a huge document
+        before tokenising it (see budget.length_floor). None when the tokenizer's parts do not allow the proof.
+
+        Why it holds for BPE: every token is a vocabulary entry or an added token; a byte-level entry covers
+        at most len(entry) bytes of the normalised text (one alphabet symbol per byte), any other entry at
+        most len(entry) characters, and a text has at least as many bytes as characters. A normaliser may
+        only compose (NFC/NFKC: at most MAX_COMPOSED_CHARS characters into one); a pre-tokenizer may only
+        split. Other models (WordPiece maps a whole unknown word to one token) and other normalisers or
+        pre-tokenizers give None, and the document is then counted exactly."""
+        config = json.loads((self.folder / "tokenizer.json").read_text("utf-8"))
+        if (config.get("model") or {}).get("type") != "BPE" or not _keeps_text(config.get("pre_tokenizer")):
+            return None
+        normalizer = config.get("normalizer")
+        if normalizer is None:
+            composed = 1
+        elif normalizer.get("type") in ("NFC", "NFKC"):
+            composed = MAX_COMPOSED_CHARS
+        else:
+            return None
+        longest = max((len(entry) for entry in self._tok.get_vocab(with_added_tokens=False)), default=1)
+        added = max((len(str(t.get("content", "")).encode("utf-8")) for t in config.get("added_tokens", [])), default=1)
+        return max(longest, added, 1) * composed
+
+
+def _keeps_text(pre_tokenizer: Any) -> bool:
+    if pre_tokenizer is None:
+        return True
+    if not isinstance(pre_tokenizer, dict) or pre_tokenizer.get("type") not in _KEEPING_PRE_TOKENIZERS:
+        return False
+    if pre_tokenizer.get("type") == "Split" and str(pre_tokenizer.get("behavior")) == "Removed":
+        return False
+    return all(_keeps_text(p) for p in pre_tokenizer.get("pretokenizers", []))
+
 
 @dataclass
 class EstimateTokenizer:
@@ -103,6 +158,12 @@ class EstimateTokenizer:
 
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         return _render(CHATML_TEMPLATE, messages, {})
+
+    @cached_property
+    def max_chars_per_token(self) -> int:
+        """The longest token in bytes (128 for cl100k): a byte-level BPE token covers at most that many
+        characters, so ``ceil(n / this)`` tokens is a lower bound for ``n`` characters (no normaliser)."""
+        return max((len(value) for value in self._enc.token_byte_values()), default=1)
 
 
 @lru_cache(maxsize=8)
