@@ -102,3 +102,60 @@ def over_budget_error(report: BudgetReport, *, path: str, document_id: str, hint
         path=path,
         document_id=document_id,
     )
+
+
+@dataclass(frozen=True)
+class LengthFloor:
+    """A lower bound on a document's tokens from its length alone: ``chars`` characters make at least
+    ``ceil(chars / per_token)`` tokens (``per_token`` is the tokenizer's proven maximum, see
+    ``ModelTokenizer.max_chars_per_token``). When even the bound does not fit the window, the exact count
+    could not either: the document is refused without tokenising it, which on a text bomb of tens of millions
+    of characters would take gigabytes. The bound ignores the prompt's own tokens, so it only errs low."""
+
+    profile: str
+    window: int
+    chars: int
+    per_token: int
+    reserve_tokens: int
+
+    @property
+    def tokens(self) -> int:
+        return -(-self.chars // self.per_token)
+
+    @property
+    def needed(self) -> int:
+        return self.tokens + self.reserve_tokens
+
+    @property
+    def fits(self) -> bool:
+        return self.needed <= self.window
+
+
+def length_floor(
+    document: Document, template: PromptTemplate, profile: EngineProfile, tokenizer: TokenCounter
+) -> LengthFloor | None:
+    """The bound for this document and profile, or None when the tokenizer offers no proven bound."""
+    per_token = getattr(tokenizer, "max_chars_per_token", None)
+    if not isinstance(per_token, int) or per_token < 1:
+        return None
+    return LengthFloor(
+        profile.name,
+        profile.max_model_len,
+        len(document.text),
+        per_token,
+        reserve_for(template, profile, tokenizer, document.page_count),
+    )
+
+
+def length_error(floor: LengthFloor, *, path: str, document_id: str, hint: str = "") -> BudgetError:
+    """over_budget_error's message, saying the count is a bound estimated from the length."""
+    message = (
+        f"too long for profile '{floor.profile}': needs at least {floor.needed:,} tokens (estimated from its "
+        f"length: {floor.chars:,} characters, at most {floor.per_token} per token; {floor.reserve_tokens:,} "
+        f"reserved for the answer), window is {floor.window:,}; nothing was truncated or sent"
+    )
+    if hint:
+        message += f"; {hint}"
+    return BudgetError(
+        message, needed=floor.needed, available=floor.window, profile=floor.profile, path=path, document_id=document_id
+    )

@@ -17,11 +17,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from docanalyst import __version__
-from docanalyst.budget import BudgetReport, measure, over_budget_error, reserve_for
+from docanalyst.budget import BudgetReport, length_error, length_floor, measure, over_budget_error, reserve_for
 from docanalyst.config import Settings
 from docanalyst.document import Document
 from docanalyst.engine import Engine, GenerationRequest, GenerationResult
 from docanalyst.errors import (
+    BudgetError,
     ConfigError,
     DocanalystError,
     NoTextError,
@@ -214,38 +215,46 @@ class Analyzer:
     def plan(
         self, document: Document, options: ExtractOptions
     ) -> tuple[EngineProfile, str, str, BudgetReport, BuiltPrompt, list[str]]:
-        """Choose the profile (switching to the long one if allowed) and build the prompt; raise if too long."""
+        """Choose the profile (switching to the long one if allowed) and build the prompt; raise if too long.
+
+        A document whose length alone proves it cannot fit (budget.length_floor) is refused before it is
+        tokenised: exact counting of a text bomb would need gigabytes, and its answer is already known."""
         template = load_template(options.template)
         profile = get_profile(default_profile_name(options.profile or self.settings.profile))
         model_ref, model_name = self.resolve_model(profile, options.model_path)
-        report, prompt = measure(document, template, profile, self.tokenizer_for(model_ref, profile))
-        notes: list[str] = []
-        if report.fits:
-            return profile, model_ref, model_name, report, prompt, notes
-        if profile.long_fallback:
-            longer = get_profile(profile.long_fallback)
-            long_ref, long_name = self.resolve_model(longer, options.model_path)
-            long_report, long_prompt = measure(document, template, longer, self.tokenizer_for(long_ref, longer))
-            if long_report.fits and options.allow_yarn:
-                notes.append(
-                    f"document needs {report.needed:,} tokens, over the {report.window:,} window of "
-                    f"'{profile.name}': using '{longer.name}' (YaRN, window {longer.max_model_len:,})"
-                )
-                return longer, long_ref, long_name, long_report, long_prompt, notes
-            if long_report.fits:
-                raise over_budget_error(
-                    report,
-                    path=document.path,
-                    document_id=document.id,
-                    hint=f"it fits profile '{longer.name}' (YaRN): rerun with --allow-yarn",
-                )
+        tokenizer = self.tokenizer_for(model_ref, profile)
+        floor = length_floor(document, template, profile, tokenizer)
+        report: BudgetReport | None = None
+        if floor is None or floor.fits:
+            report, prompt = measure(document, template, profile, tokenizer)
+            if report.fits:
+                return profile, model_ref, model_name, report, prompt, []
+
+        def too_long(hint: str) -> BudgetError:
+            if report is not None:
+                return over_budget_error(report, path=document.path, document_id=document.id, hint=hint)
+            assert floor is not None
+            return length_error(floor, path=document.path, document_id=document.id, hint=hint)
+
+        if not profile.long_fallback:
+            raise too_long("use a profile with a longer window (e.g. --profile qwen3-next on a GPU)")
+        longer = get_profile(profile.long_fallback)
+        long_ref, long_name = self.resolve_model(longer, options.model_path)
+        long_tokenizer = self.tokenizer_for(long_ref, longer)
+        long_floor = length_floor(document, template, longer, long_tokenizer)
+        if long_floor is not None and not long_floor.fits:
+            raise length_error(long_floor, path=document.path, document_id=document.id)
+        long_report, long_prompt = measure(document, template, longer, long_tokenizer)
+        if not long_report.fits:
             raise over_budget_error(long_report, path=document.path, document_id=document.id)
-        raise over_budget_error(
-            report,
-            path=document.path,
-            document_id=document.id,
-            hint="use a profile with a longer window (e.g. --profile qwen3-next on a GPU)",
+        if not options.allow_yarn:
+            raise too_long(f"it fits profile '{longer.name}' (YaRN): rerun with --allow-yarn")
+        needs = f"{report.needed:,}" if report is not None else f"at least {too_long('').needed:,}"
+        note = (
+            f"document needs {needs} tokens, over the {profile.max_model_len:,} window of "
+            f"'{profile.name}': using '{longer.name}' (YaRN, window {longer.max_model_len:,})"
         )
+        return longer, long_ref, long_name, long_report, long_prompt, [note]
 
     def budget(self, path: str | Path, options: ExtractOptions) -> tuple[Document, BudgetReport, str]:
         """The `tokens` command: a report for the requested profile, no engine, no error when too long."""
@@ -286,11 +295,14 @@ class Analyzer:
 
     # ---- extraction -------------------------------------------------------------------------
     def prepare(self, path: str | Path, options: ExtractOptions) -> Prepared:
-        """Read, check and measure one document (no engine, no database): safe to run in a worker process."""
-        path = str(path)
-        t0 = time.perf_counter()
-        document = self.load(path, options)
-        read_s = time.perf_counter() - t0
+        """Read, check and measure one document (no engine, no database) in a reader process bounded in time
+        and memory (isolation.py): this process never tokenises a text it has not seen fit a window."""
+        from docanalyst.isolation import prepare_isolated
+
+        return prepare_isolated(self.settings, path, options)
+
+    def prepare_document(self, path: str, document: Document, options: ExtractOptions, read_s: float) -> Prepared:
+        """The checks and the budget of a document just read: what a reader process runs after ``load_pdf``."""
         if not any(p.has_text_layer and p.text for p in document.pages):
             raise NoTextError(
                 "no text to analyse: no page has a text layer, and OCR recovered none",
