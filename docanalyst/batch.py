@@ -1,28 +1,27 @@
-"""Batch processing of a folder: parallel reading with a per-file timeout, then many documents per engine call.
+"""Batch processing of a folder: reading in a pool of reader processes while the engine starts and works.
 
-Reading and token counting run in worker processes (spawned, so no engine state is inherited). Each worker
-holds one file at a time; a worker that passes the deadline is killed and replaced, and that file gets a
-timeout error, so one pathological PDF cannot stall the batch. Inference then goes out in chunks of
-``batch_size`` documents per ``generate`` call, and every document is committed in its own transaction as
-soon as its chunk returns: a stop at any moment (SIGKILL included) loses at most the chunk in flight, and a
-re-run skips what is stored.
+Reading, checking and token counting run in reader processes (isolation.ReaderPool: bounded in time and memory,
+reused across files, answering in JSON). A reader that passes the deadline is killed and replaced, and that file
+gets a timeout error, so one pathological PDF cannot stall the batch. Reading runs in a thread beside the
+engine: the engine starts as soon as the first document needs it, and documents stream into it in chunks of
+``batch_size`` per ``generate`` call while the next ones are read. Every document is committed in its own
+transaction as soon as its chunk returns: a stop at any moment (SIGKILL included) loses at most the chunk in
+flight, and a re-run skips what is stored.
 """
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing as mp
-import signal
-import time
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 from docanalyst.config import Settings
+from docanalyst.document import Document
 from docanalyst.errors import BudgetError, DocanalystError
-from docanalyst.pipeline import Analyzer, ExtractOptions, Outcome, Prepared
+from docanalyst.isolation import PdfTimeoutError, ReaderPool, Result, prepare_request
+from docanalyst.pipeline import Analyzer, ExtractOptions, Outcome, Prepared, _Job
 
 
 class PrepareTimeoutError(DocanalystError):
@@ -38,100 +37,53 @@ def find_pdfs(folder: Path, pattern: str = "*.pdf", recursive: bool = False) -> 
     return sorted({p for p in [*found, *upper] if p.is_file()})
 
 
-def _worker(conn: Connection, settings: Settings, options: ExtractOptions) -> None:
-    # Ctrl-C reaches the whole terminal group: the batch process decides when its readers stop (lifecycle.py).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    analyzer = Analyzer(settings)
-    while True:
-        task = conn.recv()
-        if task is None:
-            return
-        index, path = task
-        try:
-            conn.send((index, analyzer.prepare(path, options)))
-        except DocanalystError as exc:
-            conn.send((index, exc))
-        except Exception as exc:  # a bug or a library crash on a hostile file: report it, keep going
-            conn.send((index, DocanalystError(f"could not read: {type(exc).__name__}: {exc}", path=path)))
-
-
-@dataclass
-class _Slot:
-    process: Any
-    conn: Connection
-    task: tuple[int, str] | None = None
-    deadline: float = 0.0
-
-
 def prepare_parallel(
     settings: Settings,
     paths: Sequence[Path],
     options: ExtractOptions,
     workers: int = 2,
     timeout_s: float = 60.0,
+    *,
+    may_start: Callable[[int], bool] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Iterator[tuple[int, Prepared | DocanalystError]]:
-    """Yield (index, prepared document or error) as files finish, in completion order."""
-    ctx = mp.get_context("spawn")
-    todo = list(enumerate(str(p) for p in paths))[::-1]
-    slots: list[_Slot] = []
-
-    def start() -> _Slot:
-        parent, child = ctx.Pipe()
-        process = ctx.Process(target=_worker, args=(child, settings, options), daemon=True)
-        process.start()
-        child.close()
-        return _Slot(process, parent)
-
-    def feed(slot: _Slot) -> None:
-        if todo:
-            slot.task = todo.pop()
-            slot.deadline = time.monotonic() + timeout_s
-            slot.conn.send(slot.task)
-        else:
-            slot.task = None
-
-    try:
-        for _ in range(max(1, min(workers, len(todo)))):
-            slot = start()
-            slots.append(slot)
-            feed(slot)
-        while any(s.task is not None for s in slots):
-            busy = [s for s in slots if s.task is not None]
-            nearest = min(s.deadline for s in busy)
-            ready = wait([s.conn for s in busy], timeout=max(0.0, nearest - time.monotonic()))
-            for slot in busy:
-                assert slot.task is not None
-                index, path = slot.task
-                if slot.conn in ready:
-                    try:
-                        _, result = slot.conn.recv()
-                    except EOFError:  # the reader died (a crash inside MuPDF, the OOM killer): replace it
-                        result = DocanalystError("the reader process crashed on this file", path=path)
-                        slot = _replace(slots, slot, start)
-                    yield index, result
-                    feed(slot)
-                elif time.monotonic() >= slot.deadline:
-                    slot = _replace(slots, slot, start)
-                    yield index, PrepareTimeoutError(f"reading took longer than {timeout_s:g} s: skipped", path=path)
-                    feed(slot)
-    finally:
-        for slot in slots:
-            with contextlib.suppress(OSError, ValueError):
-                slot.conn.send(None)
-        for slot in slots:
-            slot.process.join(timeout=5)
-            if slot.process.is_alive():
-                slot.process.kill()
+    """Yield (index, prepared document or error) as files finish, in completion order. ``may_start(index)``
+    holds a file back until it returns True (the consumer's back-pressure); ``stop`` ends reading early."""
+    tasks = [(index, Path(path), prepare_request(settings, path, options)) for index, path in enumerate(paths)]
+    with ReaderPool(workers, timeout_s=timeout_s, memory_mb=options.read_memory_mb) as pool:
+        for index, result in pool.run(tasks, may_start=may_start, stop=stop):
+            if isinstance(result, PdfTimeoutError):
+                result = PrepareTimeoutError(f"reading took longer than {timeout_s:g} s: skipped", path=paths[index])
+            assert not isinstance(result, Document), "a prepare request answers a Prepared"
+            yield index, result
 
 
-def _replace(slots: list[_Slot], old: _Slot, start: Callable[[], _Slot]) -> _Slot:
-    """Kill a stuck or dead worker and put a fresh one in its place."""
-    old.process.kill()
-    old.process.join()
-    old.conn.close()
-    new = start()
-    slots[slots.index(old)] = new
-    return new
+class _Reading(threading.Thread):
+    """prepare_parallel in a thread, into a queue; it stays at most ``window`` files ahead of the consumer, so
+    memory holds a bounded number of documents however long the folder is."""
+
+    def __init__(self, settings: Settings, paths: Sequence[Path], options: ExtractOptions, workers: int,
+                 timeout_s: float, window: int) -> None:  # fmt: skip
+        super().__init__(name="docanalyst-reading", daemon=True)
+        self.args = (settings, paths, options, workers, timeout_s)
+        self.window, self.consumed = window, 0
+        self.results: queue.Queue[tuple[int, Result] | BaseException | None] = queue.Queue()
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        try:
+            for item in prepare_parallel(
+                *self.args, may_start=lambda i: i < self.consumed + self.window, stop=self.halt.is_set
+            ):
+                self.results.put(item)
+        except BaseException as exc:  # a bug here must reach the batch, not hang it
+            self.results.put(exc)
+        finally:
+            self.results.put(None)
+
+    def close(self) -> None:
+        self.halt.set()
+        self.join(timeout=10)
 
 
 Event = Callable[[str, Outcome | None, dict[str, Any]], None]
@@ -148,61 +100,110 @@ def run_batch(
     on_event: Event | None = None,
 ) -> list[Outcome]:
     """Process every file; ``on_event(kind, outcome, info)`` reports 'read', 'done' and 'engine' events."""
-    emit = on_event or (lambda _kind, _outcome, _info: None)
-    outcomes = [Outcome(path=str(p), status="error") for p in paths]
-    jobs = []
-    first_by_content: dict[str, Outcome] = {}  # two files with the same bytes are analysed once
-    copies: list[tuple[Outcome, Outcome]] = []
-    ready: dict[int, Prepared] = {}
-    for index, result in prepare_parallel(analyzer.settings, paths, options, workers, timeout_s):
+    batch = _Batch(analyzer, paths, options, max(1, batch_size), on_event)
+    reading = _Reading(analyzer.settings, paths, options, workers, timeout_s, window=2 * batch.size + 2 * workers)
+    reading.start()
+    try:
+        waiting: dict[int, Result] = {}
+        while reading.consumed < len(paths):
+            item = reading.results.get()
+            if item is None:
+                raise DocanalystError("reading stopped before every file was read")
+            if isinstance(item, BaseException):
+                raise item
+            waiting[item[0]] = item[1]
+            # Readers finish in any order; admitting in file order makes "the original" of identical files
+            # (and the order of engine requests) the same on every run.
+            while reading.consumed in waiting:
+                batch.admit(reading.consumed, waiting.pop(reading.consumed), unread=len(paths) - reading.consumed)
+                reading.consumed += 1
+            if len(batch.jobs) >= batch.size:
+                batch.generate(batch.size)
+        while batch.jobs:
+            batch.generate(batch.size)
+    finally:
+        reading.close()
+    batch.settle_copies()
+    return batch.outcomes
+
+
+class _Batch:
+    """The consumer's side of run_batch: admission in file order, the engine's start, chunks, copies."""
+
+    def __init__(
+        self, analyzer: Analyzer, paths: Sequence[Path], options: ExtractOptions, size: int, on_event: Event | None
+    ) -> None:
+        self.analyzer, self.options, self.size = analyzer, options, size
+        self.emit = on_event or (lambda _kind, _outcome, _info: None)
+        self.outcomes = [Outcome(path=str(p), status="error") for p in paths]
+        self.jobs: list[_Job] = []
+        self.first_by_content: dict[str, Outcome] = {}  # two files with the same bytes are analysed once
+        self.copies: list[tuple[Outcome, Outcome]] = []
+        self.engine_error: DocanalystError | None = None
+        self.engine_started = False
+
+    def admit(self, index: int, result: Result, unread: int) -> None:
+        outcome = self.outcomes[index]
         if isinstance(result, DocanalystError):
-            outcomes[index].error = result
-            outcomes[index].status = "skipped" if isinstance(result, BudgetError) else "error"
-            emit("done", outcomes[index], {})
-        else:
-            ready[index] = result
-    # Readers finish in any order; admitting in file order makes "the original" of identical files (and the
-    # order of engine requests) the same on every run.
-    for index, prepared in sorted(ready.items()):
-        outcome = outcomes[index]
-        original = first_by_content.get(prepared.document.sha256)
+            outcome.error = result
+            outcome.status = "skipped" if isinstance(result, BudgetError) else "error"
+            self.emit("done", outcome, {})
+            return
+        assert isinstance(result, Prepared)
+        original = self.first_by_content.get(result.document.sha256)
         if original is not None:
-            copies.append((outcome, original))
-            continue
-        first_by_content[prepared.document.sha256] = outcome
+            self.copies.append((outcome, original))
+            return
+        self.first_by_content[result.document.sha256] = outcome
         try:
-            job = analyzer.admit(prepared, options, outcome)
+            job = self.analyzer.admit(result, self.options, outcome)
         except DocanalystError as exc:
             outcome.error = exc
-            emit("done", outcome, {})
-            continue
-        emit("read", outcome, {"pages": prepared.document.page_count, "tokens": prepared.budget.prompt_tokens})
+            self.emit("done", outcome, {})
+            return
+        self.emit("read", outcome, {"pages": result.document.page_count, "tokens": result.budget.prompt_tokens})
         if job is None:
-            emit("done", outcome, {})
+            self.emit("done", outcome, {})
+            return
+        self.jobs.append(job)
+        if not self.engine_started:
+            self.start_engine(job, len(self.jobs) + unread - 1)
+
+    def start_engine(self, job: _Job, documents: int) -> None:
+        """Build the engine for the first document that needs one, while the reading thread reads on (a
+        resumed batch whose documents are all stored never starts it)."""
+        self.engine_started = True
+        self.emit("engine", None, {"documents": documents})
+        try:
+            self.analyzer.engine(job.profile, job.model_ref)
+        except DocanalystError as exc:  # reported on every document that needed it, as run_jobs does
+            self.engine_error = exc
+
+    def generate(self, count: int) -> None:
+        chunk, self.jobs = self.jobs[:count], self.jobs[count:]
+        if self.engine_error is not None:
+            for job in chunk:
+                job.outcome.error = self.engine_error
         else:
-            jobs.append(job)
-    for start in range(0, len(jobs), max(1, batch_size)):
-        chunk = jobs[start : start + max(1, batch_size)]
-        if analyzer.engine_start_s is None:
-            emit("engine", None, {"documents": len(jobs)})
-        analyzer.run_jobs(chunk, options)
+            self.analyzer.run_jobs(chunk, self.options)
         for job in chunk:
-            emit("done", job.outcome, {})
-    for copy, original in copies:
-        copy.status = "cached" if original.ok else original.status
-        copy.document, copy.template, copy.profile, copy.model = (
-            original.document,
-            original.template,
-            original.profile,
-            original.model,
-        )
-        copy.result, copy.fields, copy.run_id, copy.error = (
-            original.result,
-            original.fields,
-            original.run_id,
-            original.error,
-        )
-        copy.budget, copy.usage = original.budget, dict(original.usage)
-        copy.notes = [f"same content as {original.path}: analysed once (run {original.run_id})"]
-        emit("done", copy, {})
-    return outcomes
+            self.emit("done", job.outcome, {})
+
+    def settle_copies(self) -> None:
+        for copy, original in self.copies:
+            copy.status = "cached" if original.ok else original.status
+            copy.document, copy.template, copy.profile, copy.model = (
+                original.document,
+                original.template,
+                original.profile,
+                original.model,
+            )
+            copy.result, copy.fields, copy.run_id, copy.error = (
+                original.result,
+                original.fields,
+                original.run_id,
+                original.error,
+            )
+            copy.budget, copy.usage = original.budget, dict(original.usage)
+            copy.notes = [f"same content as {original.path}: analysed once (run {original.run_id})"]
+            self.emit("done", copy, {})
