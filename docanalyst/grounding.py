@@ -6,9 +6,16 @@ Levels, tried in order, each on the cited page first and then on the whole docum
   end-of-line hyphens, and whitespace collapsed (PDF text breaks lines where the model does not). CJK text
   often comes out of PDFs with a space or newline between characters, so whitespace is also dropped
   entirely between CJK characters.
-- ``fuzzy``: rapidfuzz's best partial alignment scores at least ``FUZZY_MIN`` (OCR noise, a dropped word).
+- ``fuzzy``: rapidfuzz's best partial alignment scores at least ``FUZZY_MIN`` (OCR noise, a dropped word), for
+  quotes of at least ``FUZZY_MIN_CHARS`` normalised characters.
 - ``not_found``.
 Every located quote gets its character span in ``Document.text`` and the page that span is on.
+
+At every level a match starts and ends on word boundaries: "Ties" is not found in "parties", "Date" not in "dated",
+"$1,000" not in "$1,000,000". Scripts written without spaces (CJK, Thai, ...) are the exception: there every
+character is a word. rapidfuzz aligns characters, not words, so its span is widened (and narrowed) to whole words
+and scored again; otherwise "Laws of Mars." would be found at 92 in "the laws of Maryland". Below
+``FUZZY_MIN_CHARS`` one edit already changes a word, so short quotes must match exactly or after normalisation.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from docanalyst.schemas import iter_cited
 
 Status = Literal["exact", "normalised", "fuzzy", "not_found", "no_quote"]
 FUZZY_MIN = 90.0
+FUZZY_MIN_CHARS = 20
 _FOUND = ("exact", "normalised", "fuzzy")
 _TRANSLATE = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "–": "-", "—": "-",
                             "‐": "-", "‑": "-", "\u00ad": ""})  # fmt: skip
@@ -32,8 +40,69 @@ _HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 
 
+# Scripts without spaces between words: any character may start or end a quote.
+_UNSPACED = re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+
+
 def _is_cjk(ch: str) -> bool:
     return bool(_CJK.match(ch))
+
+
+def _joined(left: str, right: str) -> bool:
+    """Whether two neighbouring characters belong to one word, so that no match may begin or end between them."""
+    if _UNSPACED.match(left) or _UNSPACED.match(right):
+        return False
+    return _wordlike(left) and _wordlike(right)
+
+
+def _wordlike(ch: str) -> bool:
+    return ch.isalnum() or unicodedata.category(ch).startswith("M")  # marks: Arabic vowels, Devanagari signs
+
+
+def on_word_boundaries(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` neither begins nor ends inside a word or inside a number like 1,000.50."""
+    if start > 0 and _joined(text[start - 1], text[start]):
+        return False
+    if end < len(text) and _joined(text[end - 1], text[end]):
+        return False
+    if start > 1 and text[start - 1] in ".," and text[start - 2].isdigit() and text[start].isdigit():
+        return False
+    return not (end + 1 < len(text) and text[end] in ".," and text[end - 1].isdigit() and text[end + 1].isdigit())
+
+
+def find_word(text: str, needle: str, start: int = 0, end: int | None = None) -> int:
+    """``text.find(needle, start, end)``, skipping occurrences that begin or end inside a word."""
+    at = text.find(needle, start, end)
+    while at >= 0 and not on_word_boundaries(text, at, at + len(needle)):
+        at = text.find(needle, at + 1, end)
+    return at
+
+
+def _whole_words(needle: str, text: str, start: int, end: int) -> tuple[float, int, int] | None:
+    """Re-score a character alignment on whole words: the span widened to the words it cuts, and narrowed to the
+    words it holds entirely; the better of the two if it still reaches FUZZY_MIN."""
+    wide_start, wide_end = start, end
+    while wide_start > 0 and _joined(text[wide_start - 1], text[wide_start]):
+        wide_start -= 1
+    while wide_end < len(text) and _joined(text[wide_end - 1], text[wide_end]):
+        wide_end += 1
+    narrow_start, narrow_end = start, end
+    while narrow_start < narrow_end and narrow_start > 0 and _joined(text[narrow_start - 1], text[narrow_start]):
+        narrow_start += 1
+    while narrow_end > narrow_start and narrow_end < len(text) and _joined(text[narrow_end - 1], text[narrow_end]):
+        narrow_end -= 1
+    best: tuple[float, int, int] | None = None
+    for s, e in ((wide_start, wide_end), (narrow_start, narrow_end)):
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e <= s or not on_word_boundaries(text, s, e):
+            continue
+        score = fuzz.ratio(needle, text[s:e])
+        if score >= FUZZY_MIN and (best is None or score > best[0]):
+            best = (score, s, e)
+    return best
 
 
 def normalise_with_map(text: str) -> tuple[str, list[int]]:
@@ -112,10 +181,10 @@ class DocumentIndex:
         cited = self.document.page(page) if page is not None and 1 <= page <= self.document.page_count else None
         # exact
         if cited is not None:
-            at = cited.text.find(quote)
+            at = find_word(self.text, quote, cited.start, cited.end)
             if at >= 0:
-                return self._match("exact", cited.start + at, cited.start + at + len(quote))
-        at = self.text.find(quote)
+                return self._match("exact", at, at + len(quote))
+        at = find_word(self.text, quote)
         if at >= 0:
             return self._match("exact", at, at + len(quote))
         # normalised
@@ -124,25 +193,33 @@ class DocumentIndex:
             return Match("no_quote")
         if cited is not None:
             norm, where = self._page(cited.number)
-            at = norm.find(needle)
+            at = find_word(norm, needle)
             if at >= 0:
                 return self._match("normalised", *self._span(where, at, at + len(needle)))
         norm, where = self._document()
-        at = norm.find(needle)
+        at = find_word(norm, needle)
         if at >= 0:
             return self._match("normalised", *self._span(where, at, at + len(needle)))
-        # fuzzy: cited page first, then every page; the best alignment wins
+        return self._fuzzy(needle, cited.number if cited is not None else None)
+
+    def _fuzzy(self, needle: str, cited: int | None) -> Match:
+        """Cited page first, then every page; the best whole-word alignment wins."""
+        if len(needle) < FUZZY_MIN_CHARS:
+            return Match("not_found")
         best: tuple[float, int, int] | None = None
-        order = [cited.number] if cited is not None else []
+        order = [cited] if cited is not None else []
         order += [p.number for p in self.document.pages if p.number not in order]
         for number in order:
             norm, where = self._page(number)
             if not norm:
                 continue
             found = fuzz.partial_ratio_alignment(needle, norm, score_cutoff=FUZZY_MIN)
-            if found is not None and found.dest_end > found.dest_start and (best is None or found.score > best[0]):
-                best = (found.score, *self._span(where, found.dest_start, found.dest_end))
-                if number == order[0] and found.score >= 99.9:
+            if found is None or found.dest_end <= found.dest_start:
+                continue
+            words = _whole_words(needle, norm, found.dest_start, found.dest_end)
+            if words is not None and (best is None or words[0] > best[0]):
+                best = (words[0], *self._span(where, words[1], words[2]))
+                if number == order[0] and words[0] >= 99.9:
                     break
         if best is not None:
             return self._match("fuzzy", best[1], best[2], score=round(best[0], 1))

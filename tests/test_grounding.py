@@ -75,3 +75,48 @@ def test_annotate_marks_each_cited_value() -> None:
     assert law["quote_status"] == "exact" and law["quote_found"] is True and law["found_page"] == 2
     assert DOC.text[law["span"][0] : law["span"][1]] == "State of New York."
     assert "quote_status" not in res["governing_law"]
+
+
+WORDS = build_document(
+    [
+        PageContent("The parties agree as follows. This letter is dated 3 March 2027.\nA fee of $1,000,000 is due."),
+        PageContent("Effective Date: 1 April 2027. It is governed by the laws of Maryland, without regard to conflicts."),
+        PageContent("甲方与乙方签订本合同。\n企 业 资 信 状 况"),
+    ],
+    path="w.pdf",
+    sha256="7" * 64,
+)
+
+
+def test_matches_start_and_end_on_word_boundaries() -> None:
+    index = DocumentIndex(WORDS)
+    assert index.locate("Ties", 1).status == "not_found"  # only inside "parties"
+    assert index.locate("parties", 1).status == "exact"
+    assert index.locate("$1,000", 1).status == "not_found"  # only the start of $1,000,000
+    assert index.locate("$1,000,000", 1).status == "exact"
+    # "Date" is inside "dated" on page 1; the whole word is on page 2, so that is where it is found.
+    date = index.locate("Date", 1)
+    assert (date.status, date.page) == ("exact", 2)
+    assert WORDS.text[date.start : date.end] == "Date"  # type: ignore[misc]
+    assert index.locate("DATED", 1).status == "normalised"
+    assert index.locate("ated 3 March", 1).status == "not_found"
+
+
+def test_fuzzy_alignment_is_scored_on_whole_words() -> None:
+    index = DocumentIndex(WORDS)
+    # Character alignment would give "laws of mar" 92; on whole words ("laws of maryland") it is far below 90.
+    assert index.locate("Laws of Mars.", 2).status == "not_found"
+    assert index.locate("the laws of Marys", 2).status == "not_found"
+    typo = index.locate("It is governed by the lows of Maryland", 2)
+    assert typo.status == "fuzzy" and typo.page == 2 and 90 <= typo.score < 100  # type: ignore[operator]
+    assert WORDS.text[typo.start : typo.end] == "It is governed by the laws of Maryland"  # type: ignore[misc]
+    # Short quotes get no fuzzy level: one edit is already another word.
+    assert index.locate("dated 3 Marh 2027", 1).status == "not_found"
+
+
+def test_cjk_characters_are_words() -> None:
+    index = DocumentIndex(WORDS)
+    inner = index.locate("乙方", 3)
+    assert inner.status == "exact" and WORDS.text[inner.start : inner.end] == "乙方"  # type: ignore[misc]
+    spaced = index.locate("资信", None)
+    assert spaced.status == "normalised" and WORDS.text[spaced.start : spaced.end] == "资 信"  # type: ignore[misc]
