@@ -20,11 +20,13 @@ from typing import IO, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from docanalyst import __version__
+from docanalyst import __version__, quiet
 from docanalyst.config import Settings
-from docanalyst.errors import DocanalystError
+from docanalyst.display import json_safe, one_line, printable, show_path
+from docanalyst.errors import ConfigError, DocanalystError
 
 app = typer.Typer(
     name="docanalyst",
@@ -71,17 +73,52 @@ ProfileOpt = Annotated[
 ModelOpt = Annotated[str | None, typer.Option("--model", help="A local Hugging Face model folder to use instead.")]
 PasswordOpt = Annotated[str | None, typer.Option("--password", help="Password of an encrypted PDF.")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: sqlite in DOCANALYST_HOME).")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks and engine logs.")]
+
+
+class _Run:
+    """What ``--debug`` set for this invocation (read by ``main`` for tracebacks)."""
+
+    debug = False
+
+
+def _set_debug(value: bool) -> bool:
+    """``--debug``, root-level or after a command: engine logs and tracebacks back on. Eager, so it is read
+    before the other options are checked and before anything starts the engine."""
+    if value:
+        _Run.debug = True
+        quiet.loud()
+    return value
+
+
+DebugOpt = Annotated[
+    bool, typer.Option("--debug", help="Show tracebacks and engine logs.", callback=_set_debug, is_eager=True)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 TemplateOpt = Annotated[Template, typer.Option("--template", "-t", help="What to extract.")]
 OcrOpt = Annotated[
     bool, typer.Option("--ocr/--no-ocr", help="Read pages that are only images with Tesseract (when installed).")
 ]
 OcrLangOpt = Annotated[str, typer.Option("--ocr-lang", help="Tesseract language(s), e.g. eng or eng+deu.")]
+
+
+def _finite(value: float) -> float:
+    if value != value:  # NaN passes every range check
+        raise typer.BadParameter("not a number")
+    return value
+
+
 ReadTimeoutOpt = Annotated[
-    float, typer.Option("--read-timeout", min=1, help="Seconds allowed to read one PDF (OCR included).")
+    float,
+    typer.Option(
+        "--read-timeout", min=1, max=86_400, callback=_finite, help="Seconds allowed to read one PDF (OCR included)."
+    ),
 ]
-MaxMemoryOpt = Annotated[int, typer.Option("--max-memory", min=64, help="MB of memory allowed to read one PDF.")]
+# 1 TiB: beyond any machine this runs on, and far below where the address-space cap overflows.
+MaxMemoryOpt = Annotated[
+    int, typer.Option("--max-memory", min=64, max=1 << 20, help="MB of memory allowed to read one PDF.")
+]
+# SQLite keys are signed 64-bit: a larger id is a typo, not a run.
+RowId = 2**63 - 1
 AllowYarnOpt = Annotated[
     bool,
     typer.Option("--allow-yarn/--no-allow-yarn", help="Switch to the 1M-token YaRN profile when a document needs it."),
@@ -115,8 +152,23 @@ def _options(
 
 
 def _emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    # json_safe: a file name that is not UTF-8 goes out as \udcXX escapes, which json.loads turns back into it
+    sys.stdout.write(json_safe(json.dumps(obj, ensure_ascii=False)) + "\n")
     sys.stdout.flush()
+
+
+def _path(path: str | Path) -> str:
+    """A file name for Rich output: one printable line, markup in the name shown as written."""
+    return escape(show_path(path))
+
+
+def _text(text: object, keep: str = "") -> str:
+    """User or model text for Rich output: control characters escaped (but ``keep``), markup shown as written."""
+    return escape(printable(str(text), keep))
+
+
+def _status(p: str, s: str) -> str:
+    return f"{_path(Path(p).name)}: {escape(s)}"
 
 
 @app.command()
@@ -147,7 +199,7 @@ def extract(
     )  # fmt: skip
     try:
         with stdout_to_stderr(), err().status("starting…") as status:
-            outcomes = analyzer.extract(files, options, progress=lambda p, s: status.update(f"{Path(p).name}: {s}"))
+            outcomes = analyzer.extract(files, options, progress=lambda p, s: status.update(_status(p, s)))
     finally:
         analyzer.close()
     _report(outcomes, as_json)
@@ -164,9 +216,9 @@ def _report(outcomes: list[Any], as_json: bool) -> None:
         if not outcome.ok:
             failed += 1
             if outcome.error is not None:
-                err().print(f"error: {outcome.error}", markup=False, highlight=False)
+                err().print(f"error: {one_line(str(outcome.error))}", markup=False, highlight=False)
             else:
-                err().print(f"error: {outcome.path}: {outcome.status}", markup=False)
+                err().print(f"error: {show_path(outcome.path)}: {one_line(outcome.status)}", markup=False)
     if failed:
         codes = [o.error.exit_code for o in outcomes if not o.ok and o.error is not None]
         raise typer.Exit(codes[0] if len(set(codes)) == 1 else 1)
@@ -209,10 +261,10 @@ def batch(
         TimeRemainingColumn,
     )
 
-    from docanalyst.batch import find_pdfs, run_batch
+    from docanalyst.batch import run_batch
     from docanalyst.pipeline import Analyzer
 
-    files = find_pdfs(folder, glob, recursive)
+    files = _find_pdfs(folder, glob, recursive)
     if not files:
         raise DocanalystError(f"no files match {glob!r}", path=folder)
     analyzer = Analyzer(settings(db), engine_factory=ENGINE_FACTORY)
@@ -272,18 +324,18 @@ def batch(
             )
     finally:
         analyzer.close()
-    summary = Table(title=f"{folder}: {len(files)} file(s) in {time.perf_counter() - started:.1f} s")
+    summary = Table(title=f"{_path(folder)}: {len(files)} file(s) in {time.perf_counter() - started:.1f} s")
     for column in ("document", "pages", "status", "run", "detail"):
         summary.add_column(column, overflow="fold")
     for o in outcomes:
-        detail = str(o.error).removeprefix(f"{o.path}: ") if o.error else ""
+        detail = str(o.error).removeprefix(f"{show_path(o.path)}: ") if o.error else ""
         color = "green" if o.ok else "yellow" if o.status == "skipped" else "red"
         summary.add_row(
-            Path(o.path).name,
+            _path(Path(o.path).name),
             str(o.document.page_count) if o.document else "",
             f"[{color}]{o.status}[/{color}]",
             str(o.run_id or ""),
-            detail,
+            _text(detail),
         )
     err().print(summary)
     err().print(
@@ -293,6 +345,21 @@ def batch(
         raise typer.Exit(2)
     if counts["failed"] or counts["skipped"]:
         raise typer.Exit(1)
+
+
+def _find_pdfs(folder: Path, glob: str, recursive: bool) -> list[Path]:
+    """``find_pdfs`` with the pattern checked first: pathlib refuses absolute and empty patterns with a
+    NotImplementedError / ValueError that says nothing about the option."""
+    from docanalyst.batch import find_pdfs
+
+    if not glob or Path(glob).is_absolute():
+        raise ConfigError(
+            f"--glob {printable(repr(glob))}: give a pattern inside the folder, such as '*.pdf' or 'a*/*.pdf'"
+        )
+    try:
+        return find_pdfs(folder, glob, recursive)
+    except (NotImplementedError, ValueError) as exc:
+        raise ConfigError(f"--glob {printable(repr(glob))}: {exc}") from exc
 
 
 @app.command()
@@ -337,9 +404,7 @@ def ask(
     )  # fmt: skip
     try:
         with stdout_to_stderr(), err().status("starting…") as status:
-            outcomes = analyzer.ask(
-                file, asked, options, extra, progress=lambda p, s: status.update(f"{Path(p).name}: {s}")
-            )
+            outcomes = analyzer.ask(file, asked, options, extra, progress=lambda p, s: status.update(_status(p, s)))
     finally:
         analyzer.close()
     _report(outcomes, as_json)
@@ -348,22 +413,23 @@ def ask(
 def _print_outcome(outcome: Any) -> None:
     console = out()
     doc = outcome.document
-    head = f"[bold]{outcome.path}[/bold]"
+    head = f"[bold]{_path(outcome.path)}[/bold]"
     if doc is not None:
         head += f"  {doc.page_count} pages"
     if outcome.budget is not None:
         head += f", {outcome.budget.document_tokens:,} tokens"
     if outcome.profile:
-        head += f"  profile {outcome.profile} ({outcome.model})"
+        head += f"  profile {_text(outcome.profile)} ({_text(outcome.model)})"
     console.print(head)
     for warning in outcome.as_json()["warnings"]:
-        console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
+        console.print(f"  [yellow]warning:[/yellow] {_text(warning)}", highlight=False)
     if outcome.result is None:
-        console.print(f"  status: [red]{outcome.status}[/red]")
+        console.print(f"  status: [red]{_text(outcome.status)}[/red]")
         return
     if outcome.question:
-        console.print(f"  [bold]Q:[/bold] {outcome.question}", highlight=False)
-        console.print(f"  [bold]A:[/bold] {outcome.result.get('answer') or '(no answer)'}", highlight=False)
+        console.print(f"  [bold]Q:[/bold] {_text(outcome.question)}", highlight=False)
+        answer = outcome.result.get("answer") or "(no answer)"
+        console.print(f"  [bold]A:[/bold] {_text(answer, keep=chr(10))}", highlight=False)
     grounding = outcome.as_json()["grounding"]
     if grounding and grounding["quotes"]:
         console.print(
@@ -374,7 +440,8 @@ def _print_outcome(outcome: Any) -> None:
     console.print(
         _fields_table(
             outcome.fields,
-            title=f"{outcome.template.label if outcome.template else ''} — run {outcome.run_id} — {outcome.status}",
+            title=f"{_text(outcome.template.label if outcome.template else '')} — run {outcome.run_id} — "
+            f"{_text(outcome.status)}",
         )
     )
     usage, timings = outcome.usage, outcome.timings
@@ -403,17 +470,17 @@ def _fields_table(fields: list[Any], title: str = "") -> Table:
     table.add_column("evidence")
     for f in fields:
         status = str(getattr(f, "status", None) or getattr(f, "quote_status", "no_quote"))
-        mark = _STATUS_MARK.get(status, status)
+        mark = _STATUS_MARK.get(status, _text(status))
         score = getattr(f, "score", None)
         if status == "fuzzy" and score:
             mark += f" {score:.0f}"
         if f.found_page and f.found_page != f.page:
             mark += f" [yellow](on page {f.found_page})[/yellow]"
         table.add_row(
-            f.path,
-            f.value if f.value is not None else "[dim]null[/dim]",
+            _text(f.path),
+            _text(f.value, keep="\n") if f.value is not None else "[dim]null[/dim]",
             str(f.page) if f.page else "",
-            f.quote or "",
+            _text(f.quote or "", keep="\n"),
             mark,
         )
     return table
@@ -464,9 +531,9 @@ def tokens(
         return
     console = out()
     kind = "exact" if report.exact else "estimate"
-    console.print(f"[bold]{file}[/bold]: {document.page_count} pages, {document.char_count:,} characters")
+    console.print(f"[bold]{_path(file)}[/bold]: {document.page_count} pages, {document.char_count:,} characters")
     for warning in document.warnings:
-        console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
+        console.print(f"  [yellow]warning:[/yellow] {_text(warning)}", highlight=False)
     console.print(f"  {report.document_tokens:,} tokens ({kind}, {report.counter}) in the document")
     console.print(f"  prompt {report.prompt_tokens:,} = document + {report.overhead_tokens:,} of instructions")
     console.print(f"  window {report.window:,} ({report.profile}), reserve {report.reserve_tokens:,} for the answer")
@@ -476,7 +543,7 @@ def tokens(
 
 @app.command("list")
 def list_runs(
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs, newest first.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=RowId, help="How many runs, newest first.")] = 50,
     as_json: JsonOpt = False,
     db: DbOpt = None,
     debug: DebugOpt = False,
@@ -497,19 +564,19 @@ def list_runs(
         table.add_row(
             str(run.id),
             run.created_at.strftime("%Y-%m-%d %H:%M"),
-            Path(doc.path).name,
+            _path(Path(doc.path).name),
             str(doc.pages),
-            f"{run.template}@v{run.template_version}",
-            run.profile,
-            run.model,
-            run.status if run.status == "ok" else f"[red]{run.status}[/red]",
+            _text(f"{run.template}@v{run.template_version}"),
+            _text(run.profile),
+            _text(run.model),
+            _text(run.status) if run.status == "ok" else f"[red]{_text(run.status)}[/red]",
         )
     out().print(table)
 
 
 @app.command()
 def show(
-    run_id: Annotated[int, typer.Argument(help="Run id (see `docanalyst list`).")],
+    run_id: Annotated[int, typer.Argument(min=1, max=RowId, help="Run id (see `docanalyst list`).")],
     as_json: JsonOpt = False,
     db: DbOpt = None,
     debug: DebugOpt = False,
@@ -526,14 +593,16 @@ def show(
         _emit_json(run_record(run, doc, fields))
         return
     console = out()
-    console.print(f"[bold]run {run.id}[/bold]  {doc.path}  ({doc.pages} pages, {doc.tokens or '?'} tokens)")
+    console.print(f"[bold]run {run.id}[/bold]  {_path(doc.path)}  ({doc.pages} pages, {doc.tokens or '?'} tokens)")
     console.print(
-        f"  {run.template}@v{run.template_version} (schema {run.schema_hash}), profile {run.profile}, "
-        f"model {run.model}, status {run.status}, attempts {run.attempts}",
+        _text(
+            f"  {run.template}@v{run.template_version} (schema {run.schema_hash}), profile {run.profile}, "
+            f"model {run.model}, status {run.status}, attempts {run.attempts}"
+        ),
         highlight=False,
     )
     if run.error:
-        console.print(f"  [red]error:[/red] {run.error}", highlight=False)
+        console.print(f"  [red]error:[/red] {_text(run.error)}", highlight=False)
     console.print(
         f"  tokens: prompt {run.prompt_tokens}, cached {run.cached_tokens}, output {run.completion_tokens}",
         highlight=False,
@@ -554,8 +623,12 @@ def export(
             help="json, jsonl (a run per line), csv (a row per field), wide (CSV: a row per run, a column per field).",
         ),
     ] = ExportFormat.json,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
-    run_ids: Annotated[list[int] | None, typer.Argument(help="Runs to export (default: all).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", dir_okay=False, help="File to write (default: stdout).")
+    ] = None,
+    run_ids: Annotated[
+        list[int] | None, typer.Argument(min=1, max=RowId, help="Runs to export (default: all).")
+    ] = None,
     db: DbOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -575,8 +648,11 @@ def export(
                ExportFormat.wide: to_wide_csv}  # fmt: skip
     text = writers[fmt](records)
     if output:
-        output.write_text(text, encoding="utf-8")
-        err().print(f"wrote {len(records)} run(s) to {output}")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise DocanalystError(f"cannot write the export: {exc.strerror or exc}", path=output) from exc
+        err().print(f"wrote {len(records)} run(s) to {_path(output)}")
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -657,7 +733,7 @@ def eval_(
 
 @app.command("eval-list")
 def eval_list(
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many, newest first.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=RowId, help="How many, newest first.")] = 50,
     as_json: JsonOpt = False,
     db: DbOpt = None,
     debug: DebugOpt = False,
@@ -671,7 +747,7 @@ def eval_list(
 
 @app.command("eval-show")
 def eval_show(
-    evaluation_id: Annotated[int, typer.Argument(help="Evaluation id (see `docanalyst eval-list`).")],
+    evaluation_id: Annotated[int, typer.Argument(min=1, max=RowId, help="Evaluation id (see `docanalyst eval-list`).")],
     report_dir: Annotated[
         Path | None, typer.Option("--report-dir", help="Write its report.md and chart.png again, here.")
     ] = None,
@@ -688,7 +764,7 @@ def eval_show(
 
 @app.command("eval-compare")
 def eval_compare(
-    ids: Annotated[list[int], typer.Argument(help="Evaluation ids (see `docanalyst eval-list`).")],
+    ids: Annotated[list[int], typer.Argument(min=1, max=RowId, help="Evaluation ids (see `docanalyst eval-list`).")],
     report_dir: Annotated[
         Path | None, typer.Option("--report-dir", help="Also write compare.md and compare.png here.")
     ] = None,
@@ -742,7 +818,7 @@ def models_install(
     with err().status("converting the embedded model (about 20 s the first time)…"):
         paths = install_all(s.models_dir, force=force)
     for path in paths:
-        err().print(f"installed {path}")
+        err().print(f"installed {_path(path)}")
 
 
 @models_app.command("list")
@@ -777,11 +853,11 @@ def models_list(as_json: JsonOpt = False) -> None:
         )
         return
     console = out()
-    table = Table(title=f"models in {s.models_dir}")
+    table = Table(title=f"models in {_path(s.models_dir)}")
     for col in ("name", "size (MB)", "state"):
         table.add_column(col)
     for m in installed:
-        table.add_row(m.name, f"{m.size_mb:,.1f}", "ready" if m.complete else "[red]incomplete[/red]")
+        table.add_row(_path(m.name), f"{m.size_mb:,.1f}", "ready" if m.complete else "[red]incomplete[/red]")
     console.print(table)
     profiles = Table(title="profiles")
     for col in ("profile", "model", "window", "device", "about"):
@@ -795,7 +871,9 @@ def models_list(as_json: JsonOpt = False) -> None:
 @app.callback(invoke_without_command=True)
 def _root(
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    debug: DebugOpt = False,
 ) -> None:
+    """``docanalyst --debug COMMAND`` and ``docanalyst COMMAND --debug`` both work (``_set_debug``)."""
     if version:
         out().print(f"docanalyst {__version__}")
         raise typer.Exit(0)
@@ -838,39 +916,60 @@ def _uses_fd1(stream: IO[str]) -> bool:
         return False  # a test runner's in-memory stream
 
 
-def main() -> None:
-    """Console-script entry: import-safe (vLLM spawns processes), one-line errors, proper exit codes."""
-    import click
+def _usage_error_types() -> tuple[type[BaseException], ...]:
+    """The exception typer raises for a usage error: from the click it vendors (``typer._click``, typer 0.2x)
+    or, for an older typer, from click itself. Either way it knows how to show itself and its exit code (2)."""
+    import importlib
 
-    debug = "--debug" in sys.argv
-    if not debug:
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-        os.environ.setdefault("TQDM_DISABLE", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    found: list[type[BaseException]] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def _traceback() -> None:
+    if _Run.debug:
+        import traceback
+
+        traceback.print_exc()
+
+
+def main() -> None:
+    """Console-script entry: import-safe (vLLM spawns processes), one-line errors, proper exit codes.
+
+    Every failure ends in one line on stderr: typer's usage message (exit 2) for a bad command line, ``error: ...``
+    with the error's own exit code for what DocanalystError covers, and ``internal error`` (70) only for a bug.
+    """
+    quiet.quiet()  # before anything can import vLLM; --debug (read while the command line is parsed) undoes it
+    _Run.debug = False
     from docanalyst import lifecycle
 
+    usage_errors = _usage_error_types()
     try:
         with lifecycle.stopping():  # SIGINT/SIGTERM at any moment: the whole process tree ends, exit 130/143
             code = app(standalone_mode=False)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except usage_errors as exc:
+        exc.show()  # type: ignore[attr-defined]
+        code = exc.exit_code  # type: ignore[attr-defined]
+    except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)
         code = 130
     except DocanalystError as exc:
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        _traceback()
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         code = exc.exit_code
+    except BrokenPipeError:  # `docanalyst export | head`: the reader left; nothing more to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
     except Exception as exc:
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
+        _traceback()
+        print(
+            f"internal error: {type(exc).__name__}: {one_line(str(exc))} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
         code = 70
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from docanalyst.errors import ConfigError
+
 APP_NAME = "docanalyst"
 
 
@@ -24,6 +26,21 @@ def _sibling_corpus() -> Path | None:
     """The shared corpus beside a source checkout (``../shared/corpus``), where the project keeps it."""
     candidate = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
     return candidate if candidate.is_dir() else None
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int, *, unit: str, most: int = 1 << 20) -> int:
+    """A positive whole number from the environment, or a ConfigError naming the variable (not a ValueError
+    from deep inside the engine start)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of {unit} (got {raw!r})") from None
+    if not 1 <= value <= most:
+        raise ConfigError(f"{name} must be between 1 and {most:,} {unit} (got {value:,})")
+    return value
 
 
 @dataclass(frozen=True)
@@ -51,7 +68,7 @@ class Settings:
             home=home,
             db_url=db_url,
             profile=env.get("DOCANALYST_PROFILE") or None,
-            cpu_kv_cache_gib=int(env.get("DOCANALYST_CPU_KV_GIB", "4")),
+            cpu_kv_cache_gib=_whole_number(env, "DOCANALYST_CPU_KV_GIB", 4, unit="GiB"),
             corpus_dir=Path(env["DOCANALYST_CORPUS"]).expanduser()
             if env.get("DOCANALYST_CORPUS")
             else _sibling_corpus(),

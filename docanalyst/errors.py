@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from docanalyst.display import show_path
+
 
 def _rebuild(cls: type[DocanalystError], message: str, state: dict[str, Any]) -> DocanalystError:
     error = cls.__new__(cls)
@@ -43,7 +45,7 @@ class DocanalystError(Exception):
     def __str__(self) -> str:
         where = []
         if self.path:
-            where.append(self.path)
+            where.append(show_path(self.path))  # one printable line whatever bytes the name holds
         if self.page is not None:
             where.append(f"page {self.page}")
         prefix = f"{': '.join(where)}: " if where else ""

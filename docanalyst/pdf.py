@@ -134,6 +134,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _open(path: Path) -> pymupdf.Document:
+    """MuPDF takes a UTF-8 file name, so a name that is not UTF-8 (surrogate-escaped in Python) would read as
+    "no PDF here": such a file is opened from its bytes, read by Python through the original name."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return pymupdf.open(stream=path.read_bytes(), filetype="pdf")
+    return pymupdf.open(path, filetype="pdf")
+
+
 def open_pdf(path: Path, password: str | None = None) -> pymupdf.Document:
     """Open and unlock; raise a PdfError with a plain reason otherwise."""
     if not path.exists():
@@ -141,7 +151,9 @@ def open_pdf(path: Path, password: str | None = None) -> pymupdf.Document:
     if path.is_dir():
         raise NotAPdfError("is a folder, not a PDF", path=path)
     try:
-        doc = pymupdf.open(path, filetype="pdf")
+        doc = _open(path)
+    except OSError as exc:
+        raise NotAPdfError(f"cannot read the file: {exc.strerror or exc}", path=path) from exc
     except Exception as exc:  # MuPDF raises FileDataError / RuntimeError subclasses
         raise NotAPdfError("cannot open: not a PDF, or damaged beyond repair", path=path) from exc
     if doc.needs_pass:

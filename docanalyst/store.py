@@ -7,17 +7,23 @@ same question is not recomputed unless asked to.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, event, func
+from sqlalchemy import URL, Connection, DateTime, Engine, event, func, make_url
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
-from docanalyst.errors import StoreError
+from docanalyst.display import show_path, storable
+from docanalyst.errors import ConfigError, StoreError
 
 
 def _now() -> datetime:
@@ -147,28 +153,80 @@ def _sqlite_pragmas(engine: Engine) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=10000")
+        if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            # A read-only file is read as it is (a write then says "read-only").
+            with contextlib.suppress(sqlite3.OperationalError):
+                cur.execute("PRAGMA journal_mode=WAL")
         cur.close()
 
 
-def migrate(db_url: str) -> None:
+def _parse_url(db_url: str) -> URL:
+    try:
+        return make_url(db_url)
+    except ArgumentError:
+        raise ConfigError(
+            f"not a database URL: {db_url!r} (a file is written sqlite:////absolute/path.db or sqlite:///relative.db)"
+        ) from None
+
+
+def _is_memory(url: URL) -> bool:
+    """``sqlite://`` and ``sqlite:///:memory:``: a database that lives as long as the process."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The file of a plain SQLite URL; None for other databases, in-memory ones and ``file:`` URIs."""
+    if url.get_backend_name() != "sqlite" or _is_memory(url) or not url.database:
+        return None
+    return None if url.database.startswith("file:") else Path(url.database)
+
+
+# What SQLite says, and what a person needs to hear; anything else: the first line of the driver's message.
+_PLAIN_DB_ERRORS = (
+    ("readonly database", "the database is read-only"),
+    ("file is not a database", "not a database file"),
+    ("unable to open database file", "cannot open the database file (is its folder writable?)"),
+    ("database is locked", "the database is busy: another process held it for more than 10 s"),
+    ("database or disk is full", "the disk is full"),
+    ("disk I/O error", "a disk I/O error"),
+)
+
+
+def plain_db_error(exc: BaseException) -> str:
+    """One line, no SQL: SQLAlchemy's messages carry the statement, its parameters and a help link."""
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, OSError) and orig.strerror:
+        return orig.strerror
+    lines = str(orig).strip().splitlines()
+    text = lines[0] if lines else type(orig).__name__
+    return next((phrase for needle, phrase in _PLAIN_DB_ERRORS if needle in text), text)
+
+
+def migrate(db_url: str, connection: Connection | None = None) -> None:
     """Bring the database to the newest schema (idempotent). Processes opening a new SQLite file at the
-    same moment (two batch runs, the UI) take turns through a lock file, or both would create the tables."""
+    same moment (two batch runs, the UI) take turns through a lock file beside it, or both would create the
+    tables. An in-memory database is migrated on the ``connection`` that will keep it (no lock, no file)."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", db_url)
+    cfg.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
     cfg.attributes["configure_logger"] = False
-    if not db_url.startswith("sqlite:///"):
+    cfg.attributes["connection"] = connection
+    path = _sqlite_file(_parse_url(db_url))
+    if connection is not None or path is None:
         command.upgrade(cfg, "head")
         return
     import fcntl
 
-    lock_path = Path(db_url.removeprefix("sqlite:///")).expanduser().with_suffix(".migrate.lock")
-    with lock_path.open("a") as lock:
+    try:
+        lock = path.with_suffix(".migrate.lock").open("a")
+    except OSError:  # a read-only folder: nobody can create tables there, so nobody needs to take turns
+        command.upgrade(cfg, "head")
+        return
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             command.upgrade(cfg, "head")
@@ -176,18 +234,57 @@ def migrate(db_url: str) -> None:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+@contextmanager
+def _plain_errors(action: str) -> Iterator[None]:
+    """Database failures (a locked, damaged or vanished file) as one StoreError line, never SQL."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StoreError(f"{action}: {plain_db_error(exc)}") from exc
+
+
+def _make_folder(folder: Path) -> None:
+    if folder.is_dir():
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "a file of that name is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+        raise StoreError(f"cannot create the folder {show_path(folder)} for the database: {reason}") from exc
+
+
+def _storable_text(row: SQLModel) -> None:
+    """Text columns SQLite can take: a file name that is not UTF-8 (or a message quoting it) shown with escapes."""
+    for name in type(row).model_fields:
+        value = getattr(row, name)
+        if isinstance(value, str):
+            setattr(row, name, storable(value))
+
+
 class Store:
     def __init__(self, db_url: str) -> None:
         self.db_url = db_url
-        if db_url.startswith("sqlite:///"):
-            Path(db_url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        url = _parse_url(db_url)
+        shown = url.render_as_string(hide_password=True)
+        path = _sqlite_file(url)
+        if path is not None:
+            _make_folder(path.parent)
         try:
-            migrate(db_url)
-            self.engine = create_engine(db_url)
-        except Exception as exc:
-            raise StoreError(f"cannot open the database {db_url}: {exc}") from exc
-        if db_url.startswith("sqlite"):
-            _sqlite_pragmas(self.engine)
+            if _is_memory(url):
+                # One connection for the process's life: every new connection to :memory: is another, empty database.
+                self.engine = create_engine(db_url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+                _sqlite_pragmas(self.engine)
+                with self.engine.begin() as connection:
+                    migrate(db_url, connection)
+            else:
+                migrate(db_url)
+                self.engine = create_engine(db_url)
+                if url.get_backend_name() == "sqlite":
+                    _sqlite_pragmas(self.engine)
+        except (NoSuchModuleError, ModuleNotFoundError) as exc:
+            raise ConfigError(f"no driver for the database {shown}: {exc}") from exc
+        except Exception as exc:  # SQLAlchemy, Alembic or the OS; the cause matters, not the statement
+            raise StoreError(f"cannot open the database {show_path(shown)}: {plain_db_error(exc)}") from exc
 
     def find_cached(
         self,
@@ -200,7 +297,7 @@ class Store:
         statuses: Sequence[str] = ("ok",),
         question: str | None = None,
     ) -> RunRow | None:
-        with Session(self.engine) as session:
+        with _plain_errors("could not read the stored runs"), Session(self.engine) as session:
             stmt = (
                 select(RunRow)
                 .where(
@@ -223,7 +320,7 @@ class Store:
             return self._save_run(document, run, fields)
         except Exception as exc:  # the transaction rolled back: nothing half-written
             raise StoreError(
-                f"could not store the run: {str(exc).splitlines()[0]}",
+                f"could not store the run: {plain_db_error(exc)}",
                 path=document.path,
                 document_id=document.sha256[:12],
             ) from exc
@@ -232,7 +329,8 @@ class Store:
         with Session(self.engine) as session, session.begin():
             # An upsert, not read-then-insert: two processes storing the first run of one new document at
             # the same moment must both succeed (measured: 32-39 of 60 such runs were lost with read-then-insert).
-            values = document.model_dump()
+            values = {k: storable(v) if isinstance(v, str) else v for k, v in document.model_dump().items()}
+            _storable_text(run)
             upsert = sqlite_insert(DocumentRow).values(**values)
             upsert = upsert.on_conflict_do_update(
                 index_elements=["sha256"],
@@ -247,12 +345,13 @@ class Store:
             assert run.id is not None
             for row in fields:
                 row.run_id = run.id
+                _storable_text(row)
                 session.add(row)
             run_id = run.id
         return run_id
 
     def get_run(self, run_id: int) -> tuple[RunRow, DocumentRow, list[FieldRow]] | None:
-        with Session(self.engine) as session:
+        with _plain_errors("could not read the run"), Session(self.engine) as session:
             run = session.get(RunRow, run_id)
             if run is None:
                 return None
@@ -274,10 +373,10 @@ class Store:
                     session.add(item)
                 return evaluation.id
         except Exception as exc:
-            raise StoreError(f"could not store the evaluation: {str(exc).splitlines()[0]}") from exc
+            raise StoreError(f"could not store the evaluation: {plain_db_error(exc)}") from exc
 
     def get_evaluation(self, evaluation_id: int) -> tuple[EvaluationRow, list[EvaluationItemRow]] | None:
-        with Session(self.engine) as session:
+        with _plain_errors("could not read the evaluation"), Session(self.engine) as session:
             evaluation = session.get(EvaluationRow, evaluation_id)
             if evaluation is None:
                 return None
@@ -285,11 +384,11 @@ class Store:
             return evaluation, list(session.exec(stmt.order_by(col(EvaluationItemRow.id))))
 
     def list_evaluations(self, limit: int = 50) -> list[EvaluationRow]:
-        with Session(self.engine) as session:
+        with _plain_errors("could not read the evaluations"), Session(self.engine) as session:
             return list(session.exec(select(EvaluationRow).order_by(col(EvaluationRow.id).desc()).limit(limit)))
 
     def list_runs(self, limit: int = 50) -> list[tuple[RunRow, DocumentRow]]:
-        with Session(self.engine) as session:
+        with _plain_errors("could not read the stored runs"), Session(self.engine) as session:
             stmt = (
                 select(RunRow, DocumentRow)
                 .join(DocumentRow, col(DocumentRow.sha256) == col(RunRow.document_sha256))
