@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from docanalyst.document import Document
-from docanalyst.errors import BudgetError
+from docanalyst.errors import BudgetError, ConfigError
+from docanalyst.output_bounds import apply_bounds, worst_case_tokens
 from docanalyst.profiles import EngineProfile
 from docanalyst.prompting import BuiltPrompt, PromptTemplate, build_prompt, overhead_tokens
+from docanalyst.schemas import RESULT_MODELS, json_schema_for
 from docanalyst.tokenization import TokenCounter
 
 Verdict = Literal["fits", "needs-long-profile", "too-long"]
@@ -51,8 +53,21 @@ class BudgetReport:
         }
 
 
-def reserve_for(template: PromptTemplate, profile: EngineProfile) -> int:
-    return min(template.output_tokens, profile.max_output_tokens)
+def answer_schema(template: PromptTemplate, profile: EngineProfile, page_count: int) -> dict[str, Any]:
+    """The schema sent to structured decoding: the template's, pages bounded, narrowed to the profile's bounds."""
+    return apply_bounds(json_schema_for(RESULT_MODELS[template.name], page_count), profile.output_bounds)
+
+
+def reserve_for(template: PromptTemplate, profile: EngineProfile, tokenizer: TokenCounter, page_count: int) -> int:
+    """Tokens kept free for the answer: its worst case (output_bounds.py) plus the end-of-sequence token, so a
+    complete answer always fits. A template whose worst case passes the profile's output limit is refused."""
+    worst = worst_case_tokens(answer_schema(template, profile, page_count), tokenizer) + 1
+    if worst > profile.max_output_tokens:
+        raise ConfigError(
+            f"the '{template.name}' answer can take up to {worst:,} tokens on profile '{profile.name}', more than "
+            f"its output limit of {profile.max_output_tokens:,}: lower the template's maxLength/maxItems bounds"
+        )
+    return worst
 
 
 def measure(
@@ -70,7 +85,7 @@ def measure(
         prompt_tokens=prompt.tokens,
         document_tokens=max(prompt.tokens - overhead, 0),
         overhead_tokens=overhead,
-        reserve_tokens=reserve_for(template, profile),
+        reserve_tokens=reserve_for(template, profile, tokenizer, document.page_count),
         exact=tokenizer.exact,
         counter=tokenizer.name,
     )

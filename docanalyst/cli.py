@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -26,7 +26,7 @@ from rich.table import Table
 from docanalyst import __version__, quiet
 from docanalyst.config import Settings
 from docanalyst.display import json_safe, one_line, printable, show_path
-from docanalyst.errors import ConfigError, DocanalystError
+from docanalyst.errors import ConfigError, DocanalystError, PartialResultError
 
 app = typer.Typer(
     name="docanalyst",
@@ -123,6 +123,15 @@ AllowYarnOpt = Annotated[
     bool,
     typer.Option("--allow-yarn/--no-allow-yarn", help="Switch to the 1M-token YaRN profile when a document needs it."),
 ]
+MaxOutputOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-output-tokens",
+        min=1,
+        help="Stop each answer after N tokens (a time cap); its complete fields are kept as a partial result "
+        "(exit 8). Default: the template's worst case, so an answer is never cut off.",
+    ),
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Recompute even if this exact run is stored.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail a run when any quote is not found in the document.")]
 
@@ -168,7 +177,29 @@ def _text(text: object, keep: str = "") -> str:
 
 
 def _status(p: str, s: str) -> str:
+    if s == "starting engine":
+        s = "starting the engine (on a CPU the first start takes about 15-60 s)…"
     return f"{_path(Path(p).name)}: {escape(s)}"
+
+
+@contextmanager
+def progress_line() -> Iterator[Callable[[str, str], None]]:
+    """Progress of `extract`/`ask`: a spinner line on a terminal; in a log (the set-up's demo, CI) one plain line
+    per new stage, so a first-time user sees the engine start instead of waiting in silence."""
+    console = err()
+    if console.is_terminal:
+        with console.status("starting…") as status:
+            yield lambda p, s: status.update(_status(p, s))
+        return
+    seen: set[str] = set()
+
+    def say(p: str, s: str) -> None:
+        line = _status(p, s)
+        if line not in seen:
+            seen.add(line)
+            console.print(line, highlight=False)
+
+    yield say
 
 
 @app.command()
@@ -186,6 +217,14 @@ def extract(
     ocr_lang: OcrLangOpt = "eng",
     read_timeout: ReadTimeoutOpt = 300.0,
     max_memory: MaxMemoryOpt = 2048,
+    max_output_tokens: MaxOutputOpt = None,
+    repetition_guard: Annotated[
+        bool,
+        typer.Option(
+            "--repetition-guard/--no-repetition-guard",
+            help="End a loop inside a string or a list as soon as it repeats (no effect on answers without one).",
+        ),
+    ] = True,
     db: DbOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -196,10 +235,11 @@ def extract(
     options = _options(
         template=template.value, profile=profile, model=model, password=password, allow_yarn=allow_yarn, force=force,
         strict=strict, ocr=ocr, ocr_lang=ocr_lang, read_timeout=read_timeout, max_memory=max_memory,
+        max_output_tokens=max_output_tokens, repetition_guard=repetition_guard,
     )  # fmt: skip
     try:
-        with stdout_to_stderr(), err().status("starting…") as status:
-            outcomes = analyzer.extract(files, options, progress=lambda p, s: status.update(_status(p, s)))
+        with stdout_to_stderr(), progress_line() as say:
+            outcomes = analyzer.extract(files, options, progress=say)
     finally:
         analyzer.close()
     _report(outcomes, as_json)
@@ -216,7 +256,10 @@ def _report(outcomes: list[Any], as_json: bool) -> None:
         if not outcome.ok:
             failed += 1
             if outcome.error is not None:
-                err().print(f"error: {one_line(str(outcome.error))}", markup=False, highlight=False)
+                # A partial result is stored and shown; its line says so instead of "error" (exit code 8).
+                label = "partial" if outcome.error.exit_code == PartialResultError.exit_code else "error"
+                message = str(outcome.error).replace("partial result: ", "", 1) if label == "partial" else None
+                err().print(f"{label}: {one_line(message or str(outcome.error))}", markup=False, highlight=False)
             else:
                 err().print(f"error: {show_path(outcome.path)}: {one_line(outcome.status)}", markup=False)
     if failed:
@@ -403,8 +446,8 @@ def ask(
         ocr=ocr, ocr_lang=ocr_lang, read_timeout=read_timeout, max_memory=max_memory,
     )  # fmt: skip
     try:
-        with stdout_to_stderr(), err().status("starting…") as status:
-            outcomes = analyzer.ask(file, asked, options, extra, progress=lambda p, s: status.update(_status(p, s)))
+        with stdout_to_stderr(), progress_line() as say:
+            outcomes = analyzer.ask(file, asked, options, extra, progress=say)
     finally:
         analyzer.close()
     _report(outcomes, as_json)

@@ -15,8 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from docanalyst import quiet
 from docanalyst.errors import EngineError
 from docanalyst.profiles import EngineProfile
+
+# Loaded by name in vLLM's engine process; the key under which a request carries its settings.
+GUARD_CLASS = "docanalyst.engine_guard:RepetitionGuard"
+GUARD_KEY = "docanalyst_guard"
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,8 @@ class GenerationRequest:
     top_k: int = 0
     seed: int = 0
     repetition_penalty: float = 1.0
+    # The repetition guard's settings for this request (engine_guard.py), or None to leave it off.
+    guard: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,9 +125,16 @@ class VllmEngine:
             kwargs["max_num_seqs"] = profile.max_num_seqs
         if profile.max_num_batched_tokens:
             kwargs["max_num_batched_tokens"] = profile.max_num_batched_tokens
+        if profile.repetition_guard:
+            kwargs["logits_processors"] = [GUARD_CLASS]
+        # No free whitespace in JSON answers (an engine-wide setting in vLLM): the answer's length is then fixed
+        # by the schema's bounds (output_bounds.py), and a small model cannot loop on newlines.
+        kwargs["structured_outputs_config"] = {"backend": "xgrammar", "disable_any_whitespace": True}
         kwargs.update(profile.engine_kwargs)
         kwargs.update(overrides or {})
         self.settings = {k: v for k, v in kwargs.items() if k not in ("model", "tokenizer")}
+        # safetensors loading bars are chatter on every start (they ignore TQDM_DISABLE): off unless --debug
+        kwargs["use_tqdm_on_load"] = not quiet.is_on()
         started = time.perf_counter()
         try:
             from vllm import LLM
@@ -152,6 +166,8 @@ class VllmEngine:
         from vllm import SamplingParams
 
         extra = _structured(request.json_schema) if request.json_schema is not None else {}
+        if request.guard is not None and self.profile.repetition_guard:
+            extra["extra_args"] = {GUARD_KEY: dict(request.guard)}
         return SamplingParams(
             max_tokens=request.max_tokens,
             temperature=request.temperature,

@@ -125,6 +125,15 @@ class OutputValidationError(ModelOutputError):
     """The JSON did not validate against the template's schema, even after one re-ask."""
 
 
+class PartialResultError(ModelOutputError):
+    """The answer was cut off or stayed invalid, but its complete, valid fields were kept (status "partial").
+
+    Not a crash: the run is stored and shown like any other, with the missing fields named. Its own exit
+    code tells scripts that the result is incomplete; under --strict it fails like any model-output error."""
+
+    exit_code = 8
+
+
 class UngroundedError(ModelOutputError):
     """--strict: some quotes the model gave are nowhere in the document."""
 

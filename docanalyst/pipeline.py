@@ -17,7 +17,15 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from docanalyst import __version__
-from docanalyst.budget import BudgetReport, length_error, length_floor, measure, over_budget_error, reserve_for
+from docanalyst.budget import (
+    BudgetReport,
+    answer_schema,
+    length_error,
+    length_floor,
+    measure,
+    over_budget_error,
+    reserve_for,
+)
 from docanalyst.config import Settings
 from docanalyst.document import Document
 from docanalyst.engine import Engine, GenerationRequest, GenerationResult
@@ -25,15 +33,18 @@ from docanalyst.errors import (
     BudgetError,
     ConfigError,
     DocanalystError,
+    ModelOutputError,
     NoTextError,
     OutputTruncatedError,
     OutputValidationError,
+    PartialResultError,
     UngroundedError,
 )
 from docanalyst.grounding import GroundedField, annotate, ground, summarise
 from docanalyst.profiles import EngineProfile, default_profile_name, get_profile
 from docanalyst.prompting import BuiltPrompt, PromptTemplate, build_prompt, load_template
-from docanalyst.schemas import RESULT_MODELS, json_schema_for, schema_hash
+from docanalyst.salvage import salvage
+from docanalyst.schemas import RESULT_MODELS, schema_hash
 from docanalyst.store import DocumentRow, FieldRow, RunRow, Store
 from docanalyst.tokenization import TokenCounter, estimate_tokenizer, model_tokenizer
 
@@ -50,6 +61,13 @@ class ExtractOptions:
     allow_yarn: bool = True
     force: bool = False
     seed: int = 0
+    # Decoding. Extraction is greedy; the perturbation tests sample (temperature > 0, several seeds) and vary the
+    # penalty to take the other paths another processor's numerics would take.
+    temperature: float = 0.0
+    repetition_penalty: float | None = None  # None: the profile's
+    repetition_guard: bool = True  # off: loops run until the schema's bounds end them
+    # Stop every answer after this many tokens (a time cap on a slow machine); the complete fields are kept.
+    max_output_tokens: int | None = None
     # Stored runs with these statuses answer the same question again without the engine. `extract` reuses
     # only valid results; `batch --resume` also counts flagged ones (greedy decoding would repeat them).
     reuse_statuses: tuple[str, ...] = ("ok",)
@@ -79,7 +97,8 @@ class Prepared:
 
 @dataclass
 class Outcome:
-    """What happened to one document. ``status``: ok, cached, invalid, truncated, failed or error."""
+    """What happened to one document. ``status``: ok, cached, partial, invalid, truncated, ungrounded, failed
+    or error."""
 
     path: str
     status: str
@@ -96,6 +115,7 @@ class Outcome:
     error: DocanalystError | None = None
     notes: list[str] = field(default_factory=list)
     question: str | None = None
+    missing: list[str] = field(default_factory=list)  # partial runs: the fields the answer did not deliver
 
     @property
     def ok(self) -> bool:
@@ -121,6 +141,7 @@ class Outcome:
             "usage": self.usage,
             "timings": self.timings,
             "run_id": self.run_id,
+            "missing": self.missing,
             "error": str(self.error) if self.error else None,
             "warnings": [*(doc.warnings if doc else ()), *self.notes],
         }
@@ -334,7 +355,7 @@ class Analyzer:
         if template.name != options.template or question is not None:
             tokenizer = self.tokenizer_for(prepared.model_ref, profile)
             prompt = build_prompt(document, template, tokenizer, question=question)
-            if prompt.tokens + reserve_for(template, profile) > profile.max_model_len:
+            if prompt.tokens + reserve_for(template, profile, tokenizer, document.page_count) > profile.max_model_len:
                 raise over_budget_error(
                     measure(document, template, profile, tokenizer, question=question)[0],
                     path=document.path,
@@ -354,7 +375,7 @@ class Analyzer:
                 document.sha256,
                 template.name,
                 template.version,
-                schema_hash(result_model),
+                schema_hash(result_model, profile.output_bounds),
                 profile.name,
                 prepared.model_name,
                 statuses=options.reuse_statuses,
@@ -363,7 +384,9 @@ class Analyzer:
             if cached is not None:
                 self._fill_from_run(outcome, cached)
                 return None
-        max_tokens = min(reserve_for(template, profile), profile.max_model_len - prompt.tokens)
+        tokenizer = self.tokenizer_for(prepared.model_ref, profile)
+        reserve = reserve_for(template, profile, tokenizer, document.page_count)
+        max_tokens = min(reserve, profile.max_model_len - prompt.tokens, options.max_output_tokens or reserve)
         return _Job(
             outcome,
             document,
@@ -372,7 +395,7 @@ class Analyzer:
             prepared.model_ref,
             prepared.model_name,
             prompt,
-            json_schema_for(result_model, document.page_count),
+            answer_schema(template, profile, document.page_count),
             result_model,
             max_tokens,
             time.perf_counter() - prepared.timings.get("read_s", 0.0) - prepared.timings.get("tokenize_s", 0.0),
@@ -457,16 +480,7 @@ class Analyzer:
         for attempt in (1, 2):
             for job in pending:
                 say(job.outcome.path, "generating" if attempt == 1 else "re-asking")
-            requests = [
-                GenerationRequest(
-                    job.prompt.token_ids,
-                    job.max_tokens,
-                    job.schema,
-                    seed=options.seed,
-                    repetition_penalty=job.profile.repetition_penalty,
-                )
-                for job in pending
-            ]
+            requests = [self._request(job, options) for job in pending]
             t0 = time.perf_counter()
             try:
                 results = engine.generate(requests)
@@ -482,43 +496,78 @@ class Analyzer:
                 job.last, job.raw = result, result.text
                 job.outcome.timings[f"generate_s_{attempt}"] = round(elapsed, 4)
                 self._account(job, result)
-                if result.finish_reason == "length":
-                    job.outcome.error = OutputTruncatedError(
-                        f"the model's answer was cut off at max_tokens={job.max_tokens} (finish_reason=length); "
-                        "the JSON is incomplete",
-                        path=job.document.path,
-                        document_id=job.document.id,
-                    )
-                    self._finish(job, "truncated", None, options)
-                    continue
-                try:
-                    parsed = job.result_model.model_validate(
-                        json.loads(result.text), context={"page_count": job.document.page_count}
-                    )
-                except (ValueError, ValidationError) as exc:
-                    message = _validation_message(exc)
-                    if attempt == 1:
-                        job.prompt = build_prompt(
-                            job.document,
-                            job.template,
-                            self.tokenizer_for(job.model_ref, job.profile),
-                            reask_error=message,
-                            question=job.question,
-                        )
-                        job.max_tokens = min(job.max_tokens, job.profile.max_model_len - job.prompt.tokens)
-                        retry.append(job)
-                    else:
-                        job.outcome.error = OutputValidationError(
-                            f"the model's answer is not valid after one re-ask: {message}",
-                            path=job.document.path,
-                            document_id=job.document.id,
-                        )
-                        self._finish(job, "invalid", None, options)
-                    continue
-                self._finish(job, "ok", parsed.model_dump(mode="json"), options)
+                if self._settle(job, result, options, last_try=attempt == 2):
+                    retry.append(job)
             if not retry:
                 return
             pending = retry
+
+    def _request(self, job: _Job, options: ExtractOptions) -> GenerationRequest:
+        tokenizer = self.tokenizer_for(job.model_ref, job.profile)
+        penalty = options.repetition_penalty
+        return GenerationRequest(
+            job.prompt.token_ids,
+            job.max_tokens,
+            job.schema,
+            temperature=options.temperature,
+            seed=options.seed,
+            repetition_penalty=job.profile.repetition_penalty if penalty is None else penalty,
+            # only the model's own tokenizer knows the ids the guard needs
+            guard=getattr(tokenizer, "guard_ids", None) if options.repetition_guard else None,
+        )
+
+    def _settle(self, job: _Job, result: GenerationResult, options: ExtractOptions, *, last_try: bool) -> bool:
+        """Finish the job from this answer: ok, partial (complete fields salvaged), truncated or invalid.
+        True when it should be asked again (invalid on the first try; a cut-off answer is not re-asked)."""
+        where: dict[str, Any] = {"path": job.document.path, "document_id": job.document.id}
+        if result.finish_reason == "length":
+            problem = (
+                f"the model's answer was cut off at max_tokens={job.max_tokens} (finish_reason=length)",
+                "the JSON is incomplete",
+            )
+            return self._salvage(job, options, problem, OutputTruncatedError("; ".join(problem), **where), "truncated")
+        try:
+            parsed = job.result_model.model_validate(
+                json.loads(result.text), context={"page_count": job.document.page_count}
+            )
+        except (ValueError, ValidationError) as exc:
+            message = _validation_message(exc)
+            if not last_try:
+                job.prompt = build_prompt(
+                    job.document,
+                    job.template,
+                    self.tokenizer_for(job.model_ref, job.profile),
+                    reask_error=message,
+                    question=job.question,
+                )
+                job.max_tokens = min(job.max_tokens, job.profile.max_model_len - job.prompt.tokens)
+                return True
+            problem = ("the model's answer is not valid after one re-ask", message)
+            return self._salvage(job, options, problem, OutputValidationError(": ".join(problem), **where), "invalid")
+        self._finish(job, "ok", parsed.model_dump(mode="json"), options)
+        return False
+
+    def _salvage(
+        self, job: _Job, options: ExtractOptions, problem: tuple[str, str], error: DocanalystError, status: str
+    ) -> bool:
+        """Keep every complete, valid field of a failed answer as a partial run; with none, the plain failure."""
+        kept = salvage(job.raw or "", job.result_model, job.document.page_count)
+        if kept is None:
+            job.outcome.error = error
+            self._finish(job, status, None, options)
+            return False
+        total = len(job.result_model.model_fields)
+        job.outcome.missing = list(kept.missing)
+        error_type = ModelOutputError if options.strict else PartialResultError  # --strict fails partial runs
+        job.outcome.error = error_type(
+            f"partial result: {problem[0]}; kept {len(kept.kept)} of {total} fields"
+            + (f", missing: {', '.join(kept.missing)}" if kept.missing else "")
+            + (" (--strict)" if options.strict else ""),
+            path=job.document.path,
+            document_id=job.document.id,
+        )
+        self._finish(job, "partial", kept.result, options)
+        return False
 
     def _account(self, job: _Job, result: GenerationResult) -> None:
         usage = job.outcome.usage
@@ -555,16 +604,20 @@ class Analyzer:
             template=job.template.name,
             template_version=job.template.version,
             template_sha256=job.template.sha256,
-            schema_hash=schema_hash(job.result_model),
+            schema_hash=schema_hash(job.result_model, job.profile.output_bounds),
             profile=job.profile.name,
             model=job.model_name,
             sampling_json=json.dumps(
                 {
-                    "temperature": 0.0,
+                    "temperature": options.temperature,
                     "seed": options.seed,
                     "max_tokens": job.max_tokens,
-                    "repetition_penalty": job.profile.repetition_penalty,
+                    "repetition_penalty": job.profile.repetition_penalty
+                    if options.repetition_penalty is None
+                    else options.repetition_penalty,
+                    "repetition_guard": options.repetition_guard and job.profile.repetition_guard,
                     "structured_output": "json_schema",
+                    "whitespace": "none",
                 }
             ),
             status=status,
@@ -583,6 +636,7 @@ class Analyzer:
             quotes_total=grounding.quotes if result is not None else None,
             quotes_found=grounding.found if result is not None else None,
             grounding_rate=grounding.rate,
+            missing_json=json.dumps(outcome.missing) if status == "partial" else None,
         )
         doc_row = DocumentRow(
             sha256=doc.sha256,

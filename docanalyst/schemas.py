@@ -129,9 +129,12 @@ def json_schema_for(model: type[BaseModel], page_count: int) -> dict[str, Any]:
     return schema
 
 
-def schema_hash(model: type[BaseModel]) -> str:
-    """Stable hash of the (unpatched) schema: part of the result-cache key and stored with each run."""
+def schema_hash(model: type[BaseModel], bounds: object = None) -> str:
+    """Stable hash of the (unpatched) schema and of the profile's output bounds when they narrow it (a run with
+    shorter quotes answers another question): part of the result-cache key and stored with each run."""
     canonical = json.dumps(model.model_json_schema(), sort_keys=True, separators=(",", ":"))
+    if bounds is not None and bounds != type(bounds)():
+        canonical += repr(bounds)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

@@ -54,7 +54,7 @@ class RunRow(SQLModel, table=True):
     profile: str
     model: str
     sampling_json: str
-    status: str = Field(index=True)  # ok | invalid | truncated | failed
+    status: str = Field(index=True)  # ok | partial | invalid | truncated | failed | ungrounded
     error: str | None = None
     attempts: int = 1
     prompt_tokens: int | None = None
@@ -69,6 +69,7 @@ class RunRow(SQLModel, table=True):
     quotes_total: int | None = None
     quotes_found: int | None = None
     grounding_rate: float | None = None
+    missing_json: str | None = None  # partial runs: the top-level fields the answer did not deliver
     docanalyst_version: str
     created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
 
@@ -79,6 +80,10 @@ class RunRow(SQLModel, table=True):
     @property
     def timings(self) -> dict[str, Any]:
         return dict(json.loads(self.timings_json or "{}"))
+
+    @property
+    def missing(self) -> list[str]:
+        return list(json.loads(self.missing_json)) if self.missing_json else []
 
 
 class FieldRow(SQLModel, table=True):

@@ -9,6 +9,7 @@ byte- and token-identical across questions.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -36,6 +37,8 @@ class TokenCounter(Protocol):
     exact: bool
 
     def encode(self, text: str) -> list[int]: ...
+
+    def encode_text(self, text: str) -> list[int]: ...
 
     def count(self, text: str) -> int: ...
 
@@ -84,6 +87,28 @@ class ModelTokenizer:
 
     def count(self, text: str) -> int:
         return len(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def encode_text(self, text: str) -> list[int]:
+        """Ids of ``text`` as plain text: no added token (``<|im_start|>``, ``<|endoftext|>``, ``<think>``…) can
+        come out of it. Each occurrence of one is cut after its first character and the pieces are encoded
+        apart, so BPE spells it with ordinary tokens; text without one encodes exactly as ``encode``."""
+        if self._added_pattern is None:
+            return self.encode(text)
+        ids: list[int] = []
+        at = 0
+        for match in self._added_pattern.finditer(text):
+            ids += self.encode(text[at : match.start() + 1])
+            at = match.start() + 1
+        return ids + self.encode(text[at:])
+
+    @cached_property
+    def _added_pattern(self) -> re.Pattern[str] | None:
+        contents = sorted(
+            (t.content for t in self._tok.get_added_tokens_decoder().values() if len(t.content) > 1),
+            key=len,
+            reverse=True,
+        )
+        return re.compile("|".join(re.escape(c) for c in contents)) if contents else None
 
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         return _render(self.chat_template, messages, self._special)
@@ -155,6 +180,9 @@ class EstimateTokenizer:
 
     def count(self, text: str) -> int:
         return len(self._enc.encode(text, disallowed_special=()))
+
+    def encode_text(self, text: str) -> list[int]:
+        return self.encode(text)  # tiktoken already encodes special-token strings as text (allowed_special=())
 
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         return _render(CHATML_TEMPLATE, messages, {})

@@ -2,7 +2,10 @@ from dataclasses import replace
 
 import pytest
 
+from docanalyst.budget import answer_schema
 from docanalyst.document import PageContent, build_document
+from docanalyst.output_bounds import worst_case_tokens
+from docanalyst.profiles import get_profile
 from docanalyst.errors import BudgetError
 from docanalyst.pipeline import Analyzer, ExtractOptions
 from docanalyst.prompting import build_prompt, load_template
@@ -18,8 +21,10 @@ def test_sample_fits_embedded_with_exact_counts(settings) -> None:
     prompt = build_prompt(document, load_template("contract"), tok)
     assert report.exact and report.counter == "smollm2-135m-instruct"
     assert report.prompt_tokens == prompt.tokens
-    assert report.reserve_tokens == 1536 and report.window == 8192
-    assert report.needed == report.prompt_tokens + 1536
+    # the reserve is the answer's worst case on this profile (output_bounds.py), plus the end-of-sequence token
+    worst = worst_case_tokens(answer_schema(load_template("contract"), get_profile("embedded"), 2), tok) + 1
+    assert report.reserve_tokens == worst == 2222 and report.window == 8192
+    assert report.needed == report.prompt_tokens + worst
     assert report.document_tokens == report.prompt_tokens - report.overhead_tokens
     assert verdict == "fits"
 
@@ -34,8 +39,8 @@ def test_long_contract_fails_with_the_numbers(settings) -> None:
     err = info.value
     assert err.needed == report.needed and err.available == 8192 and err.profile == "embedded"
     assert str(err).endswith(
-        f"too long for profile 'embedded': needs {report.needed:,} tokens ({report.prompt_tokens:,} prompt + 1,536 "
-        "reserved for the answer), window is 8,192; nothing was truncated or sent; use a profile with a longer "
+        f"too long for profile 'embedded': needs {report.needed:,} tokens ({report.prompt_tokens:,} prompt + "
+        f"{report.reserve_tokens:,} reserved for the answer), window is 8,192; nothing was truncated or sent; use a profile with a longer "
         "window (e.g. --profile qwen3-next on a GPU)"
     )
 

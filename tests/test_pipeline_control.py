@@ -68,7 +68,30 @@ def test_length_is_its_own_error_without_reask(settings) -> None:
     analyzer, engines = analyzer_with(settings, [('{"parties": [{"value": "aaaa', "length")])
     [outcome] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded"))
     assert outcome.status == "truncated" and len(engines[0].requests) == 1
-    assert "cut off at max_tokens=1536 (finish_reason=length)" in str(outcome.error)
+    # max_tokens is the contract's worst case on the embedded profile (tests/test_budget.py counts it)
+    assert "cut off at max_tokens=2222 (finish_reason=length); the JSON is incomplete" in str(outcome.error)
+
+
+def test_a_cut_off_answer_keeps_its_complete_fields(settings) -> None:
+    cut = (
+        '{"parties":[{"value":"Northwind","quote":"Northwind","page":1,"role":"supplier"}],'
+        '"agreement_date":{"value":"March 3, 2025","quote":"March 3, 2025","page":1},"effective_date":{"val'
+    )
+    analyzer, engines = analyzer_with(settings, [(cut, "length"), (cut, "length")])
+    [outcome] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded"))
+    assert outcome.status == "partial" and len(engines[0].requests) == 1 and outcome.error.exit_code == 8
+    assert str(outcome.error).endswith(
+        "partial result: the model's answer was cut off at max_tokens=2222 (finish_reason=length); kept 2 of 12 "
+        "fields, missing: effective_date, expiration_date, term, renewal, notice_period, governing_law, "
+        "termination_rights, liability_cap, payment_terms, key_obligations"
+    )
+    run, _, fields = analyzer.store.get_run(outcome.run_id)  # type: ignore[arg-type,misc]
+    assert run.status == "partial" and run.missing == outcome.missing and len(run.missing) == 10
+    assert [f.path for f in fields] == ["parties[0]", "agreement_date"] + [
+        name for name in run.missing if name not in ("termination_rights", "key_obligations")
+    ]
+    [strict] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded", strict=True, force=True))
+    assert strict.status == "partial" and strict.error.exit_code == 6 and str(strict.error).endswith("(--strict)")
 
 
 def test_same_question_is_served_from_the_store_unless_forced(settings) -> None:
