@@ -35,8 +35,18 @@ _CATEGORIES: tuple[type[Warning], ...] = (FutureWarning, DeprecationWarning)
 _our_filters: list[Any] = []
 
 
+class _State:
+    on = False
+
+
+def is_on() -> bool:
+    """Whether ``quiet`` is in force (the CLI without ``--debug``): the engine then turns its loading bars off."""
+    return _State.on
+
+
 def quiet() -> None:
     """Turn the chatter off for this process and the processes it starts (idempotent)."""
+    _State.on = True
     for key, value in QUIET_ENV.items():
         if key not in os.environ:
             os.environ[key] = value
@@ -53,6 +63,7 @@ def quiet() -> None:
 
 def loud() -> None:
     """``--debug``: undo ``quiet`` (only what it set)."""
+    _State.on = False
     while _set_by_us:
         os.environ.pop(_set_by_us.pop(), None)
     filters = cast("list[Any]", warnings.filters)
