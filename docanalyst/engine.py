@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from docanalyst import quiet
-from docanalyst import quiet
 from docanalyst.errors import EngineError
 from docanalyst.profiles import EngineProfile
 
@@ -134,8 +133,6 @@ class VllmEngine:
         kwargs.update(profile.engine_kwargs)
         kwargs.update(overrides or {})
         self.settings = {k: v for k, v in kwargs.items() if k not in ("model", "tokenizer")}
-        # safetensors loading bars are chatter on every start (they ignore TQDM_DISABLE): off unless --debug
-        kwargs["use_tqdm_on_load"] = not quiet.is_on()
         # safetensors loading bars are chatter on every start (they ignore TQDM_DISABLE): off unless --debug
         kwargs["use_tqdm_on_load"] = not quiet.is_on()
         started = time.perf_counter()
