@@ -293,7 +293,7 @@ def batch(
 ) -> None:
     """Process a folder: parallel reading, many documents per engine call, resumable after any stop.
 
-    Exit code: 0 all done, 1 some failed or were skipped, 2 nothing could run.
+    Exit code: 0 all done, 1 some failed, were partial (fields missing) or were skipped, 2 nothing could run.
     """
     from rich.progress import (
         BarColumn,
@@ -305,7 +305,7 @@ def batch(
     )
 
     from docanalyst.batch import run_batch
-    from docanalyst.pipeline import Analyzer
+    from docanalyst.pipeline import FLAGGED_STATUSES, Analyzer
 
     files = _find_pdfs(folder, glob, recursive)
     if not files:
@@ -313,10 +313,10 @@ def batch(
     analyzer = Analyzer(settings(db), engine_factory=ENGINE_FACTORY)
     options = _options(
         template=template.value, profile=profile, model=model, password=password, allow_yarn=allow_yarn,
-        force=not resume, reuse_statuses=("ok", "invalid", "truncated", "ungrounded"), strict=strict,
+        force=not resume, reuse_statuses=FLAGGED_STATUSES, strict=strict,
         ocr=ocr, ocr_lang=ocr_lang, read_timeout=read_timeout, max_memory=max_memory,
     )  # fmt: skip
-    counts = {"ok": 0, "cached": 0, "failed": 0, "skipped": 0}
+    counts = {"ok": 0, "cached": 0, "partial": 0, "failed": 0, "skipped": 0}
     totals = {"pages": 0, "tokens": 0}
     started = time.perf_counter()
     progress = Progress(
@@ -339,7 +339,7 @@ def batch(
         elif kind == "engine":
             progress.update(task, description=f"starting engine ({info['documents']} to analyse)")
         elif kind == "done":
-            key = {"ok": "ok", "cached": "cached", "skipped": "skipped"}.get(outcome.status, "failed")
+            key = outcome.status if outcome.status in counts else "failed"
             counts[key] += 1
             if jsonl:
                 _emit_json(outcome.as_json())
@@ -348,8 +348,8 @@ def batch(
                 task,
                 advance=1,
                 description="analysing" if analyzer.engine_start_s is not None else "reading",
-                counts=f"ok {counts['ok']} · stored before {counts['cached']} · failed {counts['failed']} · "
-                f"skipped {counts['skipped']}",
+                counts=f"ok {counts['ok']} · stored before {counts['cached']} · partial {counts['partial']} · "
+                f"failed {counts['failed']} · skipped {counts['skipped']}",
                 rate=f"{totals['pages'] / elapsed:.1f} pages/s {totals['tokens'] / elapsed:,.0f} tok/s",
             )
 
@@ -372,7 +372,7 @@ def batch(
         summary.add_column(column, overflow="fold")
     for o in outcomes:
         detail = str(o.error).removeprefix(f"{show_path(o.path)}: ") if o.error else ""
-        color = "green" if o.ok else "yellow" if o.status == "skipped" else "red"
+        color = "green" if o.ok else "yellow" if o.status in ("skipped", "partial") else "red"
         summary.add_row(
             _path(Path(o.path).name),
             str(o.document.page_count) if o.document else "",
@@ -382,11 +382,12 @@ def batch(
         )
     err().print(summary)
     err().print(
-        f"done {counts['ok']}, stored before {counts['cached']}, failed {counts['failed']}, skipped {counts['skipped']}"
+        f"done {counts['ok']}, stored before {counts['cached']}, partial {counts['partial']}, "
+        f"failed {counts['failed']}, skipped {counts['skipped']}"
     )
-    if counts["ok"] + counts["cached"] == 0:
+    if counts["ok"] + counts["cached"] + counts["partial"] == 0:
         raise typer.Exit(2)
-    if counts["failed"] or counts["skipped"]:
+    if counts["failed"] or counts["skipped"] or counts["partial"]:
         raise typer.Exit(1)
 
 

@@ -28,6 +28,7 @@ def run_record(run: RunRow, doc: DocumentRow, fields: Sequence[FieldRow] | None)
         "model": run.model,
         "sampling": json.loads(run.sampling_json),
         "status": run.status,
+        "missing": run.missing,  # a partial run's undelivered fields
         "error": run.error,
         "attempts": run.attempts,
         "question": run.question,

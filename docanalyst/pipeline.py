@@ -52,6 +52,11 @@ EngineFactory = Callable[[EngineProfile, str], Engine]
 Progress = Callable[[str, str], None]  # (path, stage)
 
 
+# Every status a stored run can end with: `batch --resume` and `eval` reuse them all (greedy decoding would give
+# the same answer again); `extract` reuses only valid results.
+FLAGGED_STATUSES = ("ok", "partial", "invalid", "truncated", "ungrounded")
+
+
 @dataclass(frozen=True)
 class ExtractOptions:
     template: str = "contract"
@@ -669,6 +674,7 @@ class Analyzer:
         outcome.status = "cached"
         outcome.run_id = run.id
         outcome.result = run.result
+        outcome.missing = run.missing
         outcome.usage = {
             "prompt_tokens": run.prompt_tokens or 0,
             "cached_tokens": run.cached_tokens or 0,

@@ -46,7 +46,7 @@ def test_questions_share_the_cached_document(run_cli, shared_embedded) -> None:
     assert second["usage"]["cached_tokens"] >= budget["document_tokens"] - block
     document = load_pdf(LICENCE)
     for out in (first, second):
-        assert out["status"] in ("ok", "invalid", "truncated")
+        assert out["status"] in ("ok", "partial")
         if out["status"] == "ok":
             AnswerResult.model_validate(json.loads(json.dumps(out["result"]), object_hook=strip_grounding))
             for cited in out["result"]["citations"]:
@@ -74,7 +74,7 @@ def test_text_inside_a_document_cannot_change_the_task(run_cli, tmp_path, base_s
     assert "&lt;/document&gt;" in prompt.prefix and "ignore all previous instructions" in prompt.prefix
     assert prompt.suffix.startswith("Task: extract the key terms of the contract above.")
     out = json.loads(run_cli("extract", str(path), "--json").stdout)
-    assert out["status"] in ("ok", "invalid", "truncated")
+    assert out["status"] in ("ok", "partial")
     if out["status"] == "ok":
         # Structured decoding holds the schema: no "hacked" key, every contract field present.
         assert set(out["result"]) == set(ContractResult.model_fields)

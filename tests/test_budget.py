@@ -4,10 +4,10 @@ import pytest
 
 from docanalyst.budget import answer_schema
 from docanalyst.document import PageContent, build_document
-from docanalyst.output_bounds import worst_case_tokens
-from docanalyst.profiles import get_profile
 from docanalyst.errors import BudgetError
+from docanalyst.output_bounds import worst_case_tokens
 from docanalyst.pipeline import Analyzer, ExtractOptions
+from docanalyst.profiles import get_profile
 from docanalyst.prompting import build_prompt, load_template
 from docanalyst.tokenization import model_tokenizer
 
@@ -40,8 +40,8 @@ def test_long_contract_fails_with_the_numbers(settings) -> None:
     assert err.needed == report.needed and err.available == 8192 and err.profile == "embedded"
     assert str(err).endswith(
         f"too long for profile 'embedded': needs {report.needed:,} tokens ({report.prompt_tokens:,} prompt + "
-        f"{report.reserve_tokens:,} reserved for the answer), window is 8,192; nothing was truncated or sent; use a profile with a longer "
-        "window (e.g. --profile qwen3-next on a GPU)"
+        f"{report.reserve_tokens:,} reserved for the answer), window is 8,192; nothing was truncated or sent; "
+        "use a profile with a longer window (e.g. --profile qwen3-next on a GPU)"
     )
 
 

@@ -104,7 +104,7 @@ def test_unseen_contract_end_to_end(run_cli) -> None:
 
     # Another template on the same document: the document prefix comes from vLLM's prefix cache.
     paper = json.loads(run_cli("extract", str(UNSEEN_CONTRACT), "--template", "paper", "--json").stdout)
-    assert paper["status"] in ("ok", "invalid", "truncated")
+    assert paper["status"] in ("ok", "partial")
     block = run_cli.engine.llm.llm_engine.vllm_config.cache_config.block_size  # type: ignore[attr-defined]
     assert paper["usage"]["cached_tokens"] >= budget["document_tokens"] - block
     if paper["status"] == "ok":
@@ -124,10 +124,11 @@ def test_batch_of_documents_in_one_call_and_exports(run_cli, tmp_path) -> None:
     lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert [line["document"]["path"] for line in lines] == [str(SAMPLE_CONTRACT), str(LONG_CONTRACT)]
     sample, long = lines
-    assert sample["status"] in ("ok", "invalid", "truncated") and sample["run_id"] is not None
+    assert sample["status"] in ("ok", "partial") and sample["run_id"] is not None
     assert long["status"] == "error" and long["run_id"] is None
     assert long["error"].startswith(f"{LONG_CONTRACT}: too long for profile 'embedded': needs ")
-    assert result.exit_code == 4  # the over-budget document fails the command
+    # the over-budget document fails the command (with a partial sample the codes differ: 1)
+    assert result.exit_code == (4 if sample["status"] == "ok" else 1)
     assert run_cli.engine.calls - calls in (1, 2)  # type: ignore[attr-defined]  (one call + at most one re-ask)
     check_grounded(sample["result"] or {}, load_pdf(SAMPLE_CONTRACT))
 

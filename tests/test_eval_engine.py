@@ -171,7 +171,7 @@ def test_eval_with_the_tiny_qwen3_next_engine(tiny_engine, eval_env: str, monkey
     summary = json.loads(stdout)
     assert (summary["profile"], summary["documents"], shared.calls >= 1) == ("qwen3-next-tiny", 1, True)
     [(status, run_status)] = db_rows(eval_env, "SELECT status, run_status FROM evaluation_items")
-    assert (status, run_status) in {("scored", "ok"), ("failed", "truncated"), ("failed", "invalid")}
+    assert (status, run_status) in {("scored", "ok"), ("scored", "partial")}
     if status == "failed":  # no valid answer: every label is missing or rightly absent, nothing right
         assert summary["totals"]["right"] == 0
         assert summary["totals"]["missing"] == 9  # 7 single-value labels + 2 parties

@@ -21,7 +21,7 @@ from docanalyst.evaluation.datasets import Dataset, EvalCase
 from docanalyst.evaluation.fields import FIELD_SPECS
 from docanalyst.evaluation.scoring import FieldScore, by_field, score_result, total
 from docanalyst.grounding import summarise
-from docanalyst.pipeline import Analyzer, ExtractOptions, Outcome
+from docanalyst.pipeline import FLAGGED_STATUSES, Analyzer, ExtractOptions, Outcome
 from docanalyst.profiles import default_profile_name, get_profile
 from docanalyst.prompting import load_template
 from docanalyst.schemas import RESULT_MODELS, schema_hash
@@ -120,7 +120,7 @@ class EvaluationResult:
 def eval_options(dataset: Dataset, options: ExtractOptions) -> ExtractOptions:
     """The dataset decides the template; any stored answer is reused (flagged ones too: they are the answer
     this model gave), ``force`` recomputes."""
-    return replace(options, template=dataset.template, reuse_statuses=("ok", "invalid", "truncated", "ungrounded"))
+    return replace(options, template=dataset.template, reuse_statuses=FLAGGED_STATUSES)
 
 
 PlanRow = tuple[EvalCase, BudgetReport | None, str]
@@ -216,8 +216,10 @@ def _item(case: EvalCase, outcome: Outcome, specs: dict[str, Any]) -> ItemResult
     if outcome.result is not None:
         grounding = summarise(outcome.fields)
         row.quotes_total, row.quotes_found = grounding.quotes, grounding.found
-    if not outcome.ok:
+    # A partial run is scored on the fields it kept (the missing ones count as missing), like any answer.
+    usable = outcome.ok or outcome.status == "partial"
+    if not usable:
         row.status = "failed"
-    scores = score_result(outcome.result if outcome.ok else None, case.labels, specs)
+    scores = score_result(outcome.result if usable else None, case.labels, specs)
     row.scores_json = json.dumps([sc.as_dict() for sc in scores], ensure_ascii=False)
     return ItemResult(case, row, scores)
