@@ -27,7 +27,8 @@ _SPLIT = "\x00DOCANALYST-TASK\x00"
 # two marks through the templates, so that it is tokenised as text only: a "<|im_start|>" inside a PDF stays
 # characters and never becomes the chat's control token (TokenCounter.encode_text).
 _DATA = re.compile("\x0e(.*?)\x0f", re.DOTALL)
-_HEADER = re.compile(r"docanalyst prompt: (?P<name>[\w-]+), version (?P<version>\d+)(?:, output_tokens (?P<out>\d+))?")
+# The answer's reserve is no longer in the header: it is the schema's worst case (output_bounds.py).
+_HEADER = re.compile(r"docanalyst prompt: (?P<name>[\w-]+), version (?P<version>\d+)")
 
 
 def prompts_dir() -> Path:
@@ -40,7 +41,6 @@ def prompts_dir() -> Path:
 class PromptTemplate:
     name: str
     version: int
-    output_tokens: int
     source: str
     sha256: str
 
@@ -71,7 +71,6 @@ def load_template(name: str) -> PromptTemplate:
     return PromptTemplate(
         name=name,
         version=int(match["version"]),
-        output_tokens=int(match["out"] or 1024),
         source=source,
         sha256=hashlib.sha256(source.encode()).hexdigest()[:16],
     )

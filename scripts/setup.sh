@@ -38,5 +38,14 @@ echo "== installing models into \${DOCANALYST_HOME:-<user data dir>}/models"
 
 if [ "${1:-}" != "--no-demo" ]; then
   echo "== demo: docanalyst extract samples/northwind-bluefin-services-agreement.pdf --template contract"
-  .venv/bin/docanalyst extract samples/northwind-bluefin-services-agreement.pdf --template contract
+  # The answer always fits its reserve (the schema's worst case), so the demo ends ok on any processor; should the
+  # answer still stop early, its complete fields are kept and shown as a partial result (exit 8): not a failure.
+  rc=0
+  .venv/bin/docanalyst extract samples/northwind-bluefin-services-agreement.pdf --template contract || rc=$?
+  if [ "$rc" -eq 8 ]; then
+    echo "== demo: partial result (some fields missing, shown above); the set-up itself succeeded"
+  elif [ "$rc" -ne 0 ]; then
+    echo "== demo failed (exit $rc)"
+    exit "$rc"
+  fi
 fi

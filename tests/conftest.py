@@ -88,6 +88,12 @@ def shared_embedded(embedded_engine: object) -> SharedEngine:
     return SharedEngine(embedded_engine)
 
 
+# The session keeps two engines alive at once (embedded and tiny Qwen3-Next), which vLLM can only do with each
+# engine core in its own process; the CLI's own default on a CPU is in-process (profiles._CPU_ENV), and the tests
+# that start the CLI as a fresh process drop this variable to run that default.
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
