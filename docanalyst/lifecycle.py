@@ -1,23 +1,23 @@
 """Stopping: a command and every process it started end together, on SIGINT or SIGTERM, at any moment.
 
-The engine runs in other processes (vLLM's ``EngineCore`` and its ``Worker``), and so do the batch readers and the
-web app. Python's default SIGTERM kills only the process it reaches, so those children used to run on, orphaned.
-Here a signal becomes an ``Interrupted`` exception in the main thread: the commands' ``finally`` blocks close the
-engine through vLLM's own shutdown (``VllmEngine.close``), an open database transaction rolls back, and then
-``stopping`` ends whatever is left of the process tree (terminate, then kill) and exits 130 (SIGINT) or 143
-(SIGTERM) with one plain line. The pieces behind that:
+The engine may run in other processes (vLLM's ``EngineCore`` and its ``Worker``), and so do the PDF readers and
+the web app's server. Python's default SIGTERM ends only the process it reaches, so those children used to run
+on, orphaned. Here a signal becomes an ``Interrupted`` exception in the main thread: the commands' ``finally``
+blocks close the engine through vLLM's own shutdown (``VllmEngine.close``), an open database transaction rolls
+back, and then ``stopping`` ends whatever is left of the process tree (a grace period, SIGTERM, SIGKILL) and exits
+130 (SIGINT) or 143 (SIGTERM) with one plain line. The pieces behind that:
 
 - the process is a child subreaper (Linux): a grandchild orphaned by its parent's exit (a vLLM Worker whose
-  EngineCore ended) is re-parented to us, so "our descendants" stays the whole tree;
+  EngineCore ended, the web app's engine when the server died) is re-parented to us, so "our descendants" stays
+  the whole tree;
 - a watchdog thread, woken through ``signal.set_wakeup_fd`` even while the main thread is stuck in C code, ends
   the tree and the process if the orderly stop has not finished within ``HARD_STOP_S``; a second signal does so
   at once;
-- processes forked from us (vLLM's EngineCore is forked) get ``PR_SET_PDEATHSIG`` (SIGKILL): a parent killed
-  with SIGKILL, where nothing can run, still takes its engine with it; forked from a thread other than the main
-  one (the web app loads its engine in a thread, and the death signal follows the forking *thread*), the child
-  instead polls its parent id once a second;
-- ``run_child`` runs the web app's server process: a signal is passed on to it, so it closes its own engine, and
-  it too dies with us if we are killed.
+- a keeper process (``keeper_main``) kills the tree if the command itself is killed with SIGKILL, where nothing
+  in it can run. A death signal (``PR_SET_PDEATHSIG``, as the PDF readers use) cannot do this for the engine:
+  vLLM starts its engine process with ``spawn`` on a CPU, from code we do not own, and the web app starts its
+  engine from a thread (the death signal follows the thread that forked, not the process);
+- ``run_child`` runs the web app's server: a signal is passed on to it, so it closes its own engine.
 
 The terminal's process group is left alone: Ctrl-C still reaches the whole foreground group, as users expect.
 """
@@ -41,15 +41,12 @@ QUIET_S = 3.0  # after the orderly stop, how long leftover children get to exit 
 TERM_S = 3.0  # after SIGTERM, before SIGKILL
 HARD_STOP_S = 20.0  # the watchdog's limit for the whole orderly stop
 CHILD_STOP_S = 10.0  # the web app's server gets this long to close its engine after a signal
-_PR_SET_PDEATHSIG = 1
+KEEPER_POLL_S = 0.5
 _PR_SET_CHILD_SUBREAPER = 36
 # Python's multiprocessing resource tracker ignores SIGINT/SIGTERM and exits by itself once every process that
 # holds its pipe is gone; ending it earlier would only leak what it is there to clean up.
 _TRACKER = "multiprocessing.resource_tracker"
-_SERVER = (
-    "import sys; from docanalyst.lifecycle import die_with_parent; die_with_parent(int(sys.argv.pop(1))); "
-    "from streamlit.web.cli import main; sys.argv[0] = 'streamlit'; main(prog_name='streamlit')"
-)
+_KEEPER = "from docanalyst.lifecycle import keeper_main; keeper_main()"
 
 
 class Interrupted(BaseException):
@@ -66,8 +63,7 @@ class _State:
     received: int | None = None  # the first signal
     open = False  # inside ``stopping``: a signal raises; outside it, it ends the process at once
     wakeup: tuple[int, int] | None = None
-    forked_from_main = True
-    parent = 0
+    keeper: int | None = None
 
 
 _state = _State()
@@ -84,27 +80,9 @@ def _prctl(option: int, value: int) -> bool:
         return False
 
 
-def die_with_parent(parent: int) -> None:
-    """Ask the kernel to kill this process when its parent (the thread that started it) ends; exit at once if the
-    parent is already gone. Call it from the main thread of the child."""
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _before_fork() -> None:
-    _state.forked_from_main = threading.current_thread() is threading.main_thread()
-    _state.parent = os.getpid()
-
-
 def _after_fork_in_child() -> None:
-    """A forked child is not the command: our handlers and the wakeup pipe go, and it dies with its parent."""
+    """A forked child (vLLM forks its engine process where CUDA is not yet initialised) is not the command: our
+    handlers and the wakeup pipe must not answer for it."""
     for signum in EXITS:
         if signal.getsignal(signum) is _on_signal:
             signal.signal(signum, signal.SIG_DFL)
@@ -114,30 +92,55 @@ def _after_fork_in_child() -> None:
         for fd in _state.wakeup:
             with contextlib.suppress(OSError):
                 os.close(fd)
-    _state.installed, _state.received, _state.open, _state.wakeup = False, None, False, None
-    if _state.forked_from_main:
-        die_with_parent(_state.parent)
-    else:
-        threading.Thread(target=_watch_parent, args=(_state.parent,), name="docanalyst-parent", daemon=True).start()
+    _state.installed, _state.received, _state.open, _state.wakeup, _state.keeper = False, None, False, None, None
 
 
-_fork_hooks = False
+def keeper_main() -> None:
+    """The keeper process: it notes the command's descendants twice a second and, once the command is gone
+    (killed with SIGKILL, where nothing in it can run), kills the ones still alive. vLLM starts its engine
+    process with ``spawn`` on a CPU, so a death signal set at fork time would not reach it; the keeper covers
+    forked, spawned and grand-children alike. Signals meant for the command (Ctrl-C, a group SIGTERM) leave it
+    alone: the command's own stop ends the tree, and the keeper then exits with it."""
+    for signum in EXITS:
+        signal.signal(signum, signal.SIG_IGN)
+    import psutil
+
+    parent, me = int(sys.argv[1]), os.getpid()
+    known: dict[int, Any] = {}
+    while os.getppid() == parent:
+        for proc in _descendants(parent, skip=me):
+            known.setdefault(proc.pid, proc)
+        known = {pid: proc for pid, proc in known.items() if proc.is_running()}
+        time.sleep(KEEPER_POLL_S)
+    for proc in known.values():
+        with contextlib.suppress(psutil.Error):
+            proc.kill()  # psutil checks the process is the one noted (pid and start time), not a reused pid
 
 
-def install_fork_hooks() -> None:
-    """Every process forked from this one from now on dies with it (see the module docstring)."""
-    global _fork_hooks
-    if not _fork_hooks and hasattr(os, "register_at_fork"):
-        os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
-        _fork_hooks = True
+def _start_keeper() -> None:
+    try:
+        keeper = subprocess.Popen(
+            [sys.executable, "-c", _KEEPER, str(os.getpid())],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except OSError:
+        return  # no keeper: everything but the SIGKILL case still holds
+    _state.keeper = keeper.pid
+
+
+_fork_hook = [False]
 
 
 def install() -> None:
-    """Signal handlers, the watchdog, subreaper and fork hooks for this process (main thread only; idempotent)."""
+    """Signal handlers, watchdog, subreaper and keeper for this process (main thread only; idempotent)."""
     if _state.installed or threading.current_thread() is not threading.main_thread():
         return
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
-    install_fork_hooks()
+    if not _fork_hook[0] and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_hook[0] = True
     for signum in EXITS:
         signal.signal(signum, _on_signal)
     read_fd, write_fd = os.pipe()
@@ -150,6 +153,7 @@ def install() -> None:
     else:
         _state.wakeup = (read_fd, write_fd)
         threading.Thread(target=_watchdog, args=(read_fd,), name="docanalyst-watchdog", daemon=True).start()
+    _start_keeper()
     _state.installed = True
 
 
@@ -178,8 +182,18 @@ def _watchdog(read_fd: int) -> None:
 
 
 def _hard_stop(signum: int) -> None:
-    code, message = EXITS.get(signal.Signals(signum), (128 + signum, "stopped"))
     end_tree(quiet_s=0.0)
+    _exit(signum)
+
+
+def _exit(signum: int) -> None:
+    """One line and the signal's exit code, now. The interpreter's own shutdown is skipped on purpose: with vLLM
+    and torch imported it spends 10-70 s collecting module garbage on a busy 2-core machine (measured), and
+    nothing is left to save: the engine is closed, the tree ended, and a run is in the database or not at all."""
+    code, message = EXITS.get(signal.Signals(signum), (128 + signum, "stopped"))
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a pipe may be closed, or a write cut by the signal
+            stream.flush()
     with contextlib.suppress(OSError):
         os.write(2, f"{message}\n".encode())
     os._exit(code)
@@ -190,15 +204,18 @@ def received() -> int | None:
     return _state.received
 
 
-def _descendants() -> list[Any]:
+def _descendants(root: int | None = None, skip: int | None = None) -> list[Any]:
+    """The processes below ``root`` (default: this one), without ``skip`` (the keeper) and the resource tracker."""
     import psutil
 
     try:
-        found = psutil.Process().children(recursive=True)
+        found = psutil.Process(root).children(recursive=True)
     except psutil.Error:
         return []
     mine = []
     for proc in found:
+        if proc.pid == skip:
+            continue
         try:
             if not any(_TRACKER in part for part in proc.cmdline()):
                 mine.append(proc)
@@ -212,7 +229,7 @@ def end_tree(quiet_s: float = QUIET_S) -> int:
     Returns how many had to be signalled."""
     import psutil
 
-    procs = _descendants()
+    procs = _descendants(skip=_state.keeper)  # the keeper leaves by itself once we are gone
     if not procs:
         return 0
     _gone, alive = psutil.wait_procs(procs, timeout=quiet_s) if quiet_s > 0 else ([], procs)
@@ -230,8 +247,8 @@ def end_tree(quiet_s: float = QUIET_S) -> int:
 @contextmanager
 def stopping() -> Iterator[None]:
     """Run a command so that a SIGINT or SIGTERM at any moment ends it and its whole process tree, with one line
-    on stderr ("interrupted" / "terminated") and exit code 130 / 143 (a ``SystemExit``). Errors that are not
-    caused by a signal go on to the caller unchanged."""
+    on stderr ("interrupted" / "terminated") and exit code 130 / 143. Errors and exits that a signal did not
+    cause go on to the caller unchanged (after leftover children are ended)."""
     install()
     _state.open = True
     try:
@@ -243,21 +260,14 @@ def stopping() -> Iterator[None]:
             raise
     finally:
         _state.open = False
-    signum = _state.received
-    if signum is None:
-        end_tree()
-        return
     end_tree()
-    code, message = EXITS[signal.Signals(signum)]
-    with contextlib.suppress(OSError, ValueError):
-        sys.stdout.flush()
-    print(message, file=sys.stderr, flush=True)
-    raise SystemExit(code)
+    if _state.received is not None:
+        _exit(_state.received)
 
 
 def run_child(command: Sequence[str]) -> int:
     """Run a child process to its end (the web app's server); a signal we receive is passed on to it, and it gets
-    ``CHILD_STOP_S`` to stop on its own before it is killed. The child dies with us if we are killed."""
+    ``CHILD_STOP_S`` to stop on its own (and close its engine) before it is killed."""
     proc = subprocess.Popen(list(command))
     try:
         return proc.wait()
@@ -273,5 +283,5 @@ def run_child(command: Sequence[str]) -> int:
 
 
 def streamlit_command(app_file: str, args: Sequence[str]) -> list[str]:
-    """``python -m streamlit run APP ARGS``, but the server process first asks to die with this one."""
-    return [sys.executable, "-c", _SERVER, str(os.getpid()), "run", app_file, *args]
+    """``python -m streamlit run APP ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "streamlit", "run", app_file, *args]
