@@ -209,9 +209,14 @@ def test_hostile_names_of_a_good_pdf_are_read_and_shown_on_one_line(key: str, co
     proc = run("tokens", str(corpus[key]))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0].startswith(f"{show_path(corpus[key])}: 2 pages, ")
+
+
+@pytest.mark.parametrize("key", ["not_utf8", "newline"])
+def test_hostile_names_go_into_json_losslessly(key: str, corpus: dict[str, Path], db: str) -> None:
     proc = run("tokens", "--json", str(corpus[key]))
+    assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert os.fsencode(data["path"]) == os.fsencode(corpus[key])  # lossless, bytes that are not UTF-8 included
+    assert os.fsencode(data["path"]) == os.fsencode(corpus[key])  # bytes that are not UTF-8 included
     assert data["pages"] == 2
 
 
@@ -296,3 +301,13 @@ def test_display_helpers() -> None:
     assert storable(os.fsdecode(b"bad\xff")) == "bad\\xff"
     text = json_safe(json.dumps({"p": os.fsdecode(b"bad\xff")}, ensure_ascii=False))
     assert text == '{"p": "bad\\udcff"}' and os.fsencode(json.loads(text)["p"]) == b"bad\xff"
+
+
+def test_eval_dry_run_shows_a_document_name_with_markup_as_written(corpus: dict[str, Path], db: str) -> None:
+    folder = corpus["good"].parent / "eval"
+    folder.mkdir()
+    shutil.copyfile(corpus["good"], folder / "[bold]n.pdf")
+    (folder / "labels.csv").write_text("file,governing_law\n[bold]n.pdf,Delaware\n", encoding="utf-8")
+    proc = run("eval", "--dataset", str(folder), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "│ [bold]n.pdf │" in proc.stdout

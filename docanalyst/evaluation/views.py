@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from docanalyst.display import one_line, printable, show_path
 from docanalyst.errors import DocanalystError
 from docanalyst.evaluation import report as reports
 from docanalyst.evaluation.datasets import Dataset
@@ -53,6 +55,11 @@ def run(
     return result
 
 
+def _e(text: object) -> str:
+    """Names from the user's files (documents, dataset folders, label columns) as written: no markup, one line."""
+    return escape(printable(str(text)))
+
+
 def print_plan(console: Console, dataset: Dataset, rows: list[PlanRow], as_json: bool) -> None:
     if as_json:
         for case, report, verdict in rows:
@@ -66,19 +73,21 @@ def print_plan(console: Console, dataset: Dataset, rows: list[PlanRow], as_json:
                 }
             )
         return
-    table = Table(title=f"{dataset.name}: {len(rows)} document(s), template {dataset.template} (dry run, no engine)")
+    table = Table(
+        title=f"{_e(dataset.name)}: {len(rows)} document(s), template {dataset.template} (dry run, no engine)"
+    )
     for column in ("document", "tokens", "needed / window", "profile", "verdict", "labels", "not scored"):
         table.add_column(column, overflow="fold")
     for case, report, verdict in rows:
         color = "green" if verdict == "fits" else "yellow" if verdict.startswith("needs") else "red"
         table.add_row(
-            case.name,
+            _e(case.name),
             f"{report.document_tokens:,}" if report else "–",
             f"{report.needed:,} / {report.window:,}" if report else "–",
             report.profile if report else "–",
             f"[{color}]{verdict}[/{color}]",
             str(len(case.labels)),
-            ", ".join(case.excluded) or "",
+            _e(", ".join(case.excluded)),
         )
     console.print(table)
     fits = sum(1 for _, _, v in rows if v == "fits" or v.startswith("needs"))
@@ -95,7 +104,7 @@ def print_result(console: Console, errors: Console, result: EvaluationResult, re
     if not as_json:
         for item in result.items:
             if item.row.status in ("skipped", "unreadable") and item.row.error:
-                errors.print(f"{item.row.status}: {item.row.error}", markup=False, highlight=False)
+                errors.print(f"{item.row.status}: {one_line(item.row.error)}", markup=False, highlight=False)
 
 
 def show(store: Store, evaluation_id: int, console: Console, folder: Path | None, as_json: bool) -> None:
@@ -112,14 +121,16 @@ def print_summary(console: Console, summary: dict[str, Any], report: Path | None
         return
     st, totals = summary["status"], summary["totals"]
     table = Table(
-        title=f"evaluation {summary['evaluation_id']}: {summary['dataset']} · {summary['profile']} "
-        f"({summary['model']}) · {summary['template']} v{summary['template_version']}"
+        title=_e(
+            f"evaluation {summary['evaluation_id']}: {summary['dataset']} · {summary['profile']} "
+            f"({summary['model']}) · {summary['template']} v{summary['template_version']}"
+        )
     )
     for column in ("field", "right", "wrong", "missing", "spurious", "absent ok", "precision", "recall", "F1"):
         table.add_column(column, justify="left" if column == "field" else "right")
     for name, c in [*summary["fields"].items(), ("all fields", totals)]:
         table.add_row(
-            name, *(str(c[k]) for k in ("right", "wrong", "missing", "spurious", "absent_ok")),
+            _e(name), *(str(c[k]) for k in ("right", "wrong", "missing", "spurious", "absent_ok")),
             pct(c["precision"]), pct(c["recall"]), pct(c["f1"]),
         )  # fmt: skip
     console.print(table)
@@ -131,7 +142,9 @@ def print_summary(console: Console, summary: dict[str, Any], report: Path | None
         f"quotes found {g['found']}/{g['quotes']} ({pct(g['rate'])}) · {summary['time']['wall_s']} s"
     )
     if report:
-        console.print(f"report: {report}\nchart:  {report.with_name('chart.png')}")
+        console.print(
+            f"report: {escape(show_path(report))}\nchart:  {escape(show_path(report.with_name('chart.png')))}"
+        )
 
 
 def print_list(console: Console, rows: Sequence[EvaluationRow], as_json: bool) -> None:
@@ -146,9 +159,9 @@ def print_list(console: Console, rows: Sequence[EvaluationRow], as_json: bool) -
     for ev in rows:
         totals = ev.summary["totals"]
         table.add_row(
-            str(ev.id), ev.created_at.strftime("%Y-%m-%d %H:%M"), ev.dataset, f"{ev.template} v{ev.template_version}",
-            ev.profile, ev.model, f"{ev.scored}/{ev.documents}", pct(totals["precision"]), pct(totals["recall"]),
-            pct(totals["f1"]),
+            str(ev.id), ev.created_at.strftime("%Y-%m-%d %H:%M"), _e(ev.dataset),
+            f"{ev.template} v{ev.template_version}", _e(ev.profile), _e(ev.model), f"{ev.scored}/{ev.documents}",
+            pct(totals["precision"]), pct(totals["recall"]), pct(totals["f1"]),
         )  # fmt: skip
     console.print(table)
 
@@ -167,21 +180,23 @@ def load_evaluations(store: Store, ids: Sequence[int]) -> list[EvaluationRow]:
 def print_compare(console: Console, evaluations: Sequence[EvaluationRow], folder: Path | None) -> None:
     datasets = {ev.dataset for ev in evaluations}
     if len(datasets) > 1:
-        console.print(f"[yellow]warning:[/yellow] different datasets ({', '.join(sorted(datasets))})")
+        console.print(f"[yellow]warning:[/yellow] different datasets ({_e(', '.join(sorted(datasets)))})")
     table = Table(title="F1 per field (precision / recall)")
     table.add_column("field")
     for ev in evaluations:
-        table.add_column(f"#{ev.id} {ev.profile}\n{ev.model}\n{ev.template} v{ev.template_version}")
+        table.add_column(f"#{ev.id} {_e(ev.profile)}\n{_e(ev.model)}\n{ev.template} v{ev.template_version}")
     fields = reports.field_names(evaluations)
     for name in [*fields, "all fields"]:
         cells = []
         for ev in evaluations:
             c = ev.summary["totals"] if name == "all fields" else ev.summary["fields"].get(name)
             cells.append("–" if c is None else f"{pct(c['f1'])} ({pct(c['precision'])} / {pct(c['recall'])})")
-        table.add_row(name, *cells)
+        table.add_row(_e(name), *cells)
     console.print(table)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         reports.chart(evaluations, folder / "compare.png")
         (folder / "compare.md").write_text(reports.compare_markdown(evaluations, "compare.png"), encoding="utf-8")
-        console.print(f"report: {folder / 'compare.md'}\nchart:  {folder / 'compare.png'}")
+        console.print(
+            f"report: {escape(show_path(folder / 'compare.md'))}\nchart:  {escape(show_path(folder / 'compare.png'))}"
+        )
