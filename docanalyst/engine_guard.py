@@ -30,12 +30,16 @@ MIN_SPAN = 12  # and cover at least this many tokens (so "1, 1, 1" inside a quot
 def loop_period(ids: list[int]) -> int | None:
     """The shortest period p such that the tail of ``ids`` is one unit of p tokens repeated REPEATS times."""
     n = len(ids)
+    if n < MIN_SPAN:
+        return None
+    last = ids[-1]
     for p in range(1, MAX_PERIOD + 1):
         span = max(MIN_SPAN, REPEATS * p)
         if span > n:
             return None
-        # periodic over `span` tokens: every token equals the one p places before it
-        if ids[n - span + p :] == ids[n - span : n - p]:
+        # periodic over `span` tokens: every token equals the one p places before it (the cheap test first: this
+        # runs for every request at every step)
+        if ids[n - 1 - p] == last and ids[n - span + p :] == ids[n - span : n - p]:
             return p
     return None
 
