@@ -53,10 +53,10 @@ def quiet() -> None:
             _set_by_us.append(key)
     if not _our_filters:
         for category in _CATEGORIES:
-            before = list(warnings.filters)
+            if ("ignore", None, category, None, 0) in warnings.filters:
+                continue  # Python's own default (DeprecationWarning outside __main__): leave it where it is
             warnings.filterwarnings("ignore", category=category)
-            if warnings.filters[0] not in before:  # Python may already ignore it (DeprecationWarning, mostly)
-                _our_filters.append(warnings.filters[0])
+            _our_filters.append(warnings.filters[0])
     for name in _EARLY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -311,3 +312,24 @@ def test_eval_dry_run_shows_a_document_name_with_markup_as_written(corpus: dict[
     proc = run("eval", "--dataset", str(folder), "--dry-run")
     assert proc.returncode == 0, proc.stderr
     assert "│ [bold]n.pdf │" in proc.stdout
+
+
+def test_quiet_sets_only_what_is_unset_and_debug_undoes_only_that(monkeypatch: pytest.MonkeyPatch) -> None:
+    from docanalyst import quiet
+
+    for key in quiet.QUIET_ENV:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("VLLM_LOGGING_LEVEL", "INFO")  # the user's own choice wins
+    filters_before = list(warnings.filters)
+    quiet.quiet()
+    try:
+        assert quiet.is_on()
+        assert os.environ["VLLM_LOGGING_LEVEL"] == "INFO"
+        assert os.environ["TORCH_CPP_LOG_LEVEL"] == "ERROR"
+        assert "ignore::UserWarning:multiprocessing.resource_tracker" in os.environ["PYTHONWARNINGS"]
+    finally:
+        quiet.loud()
+    assert not quiet.is_on()
+    assert os.environ["VLLM_LOGGING_LEVEL"] == "INFO"
+    assert not any(key in os.environ for key in quiet.QUIET_ENV if key != "VLLM_LOGGING_LEVEL")
+    assert list(warnings.filters) == filters_before
