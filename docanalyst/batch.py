@@ -50,7 +50,7 @@ def prepare_parallel(
     """Yield (index, prepared document or error) as files finish, in completion order. ``may_start(index)``
     holds a file back until it returns True (the consumer's back-pressure); ``stop`` ends reading early."""
     tasks = [(index, Path(path), prepare_request(settings, path, options)) for index, path in enumerate(paths)]
-    with ReaderPool(workers, timeout_s=timeout_s, memory_mb=options.read_memory_mb) as pool:
+    with ReaderPool(workers, timeout_s=timeout_s, memory_mb=options.read_memory_mb, planning=True) as pool:
         for index, result in pool.run(tasks, may_start=may_start, stop=stop):
             if isinstance(result, PdfTimeoutError):
                 result = PrepareTimeoutError(f"reading took longer than {timeout_s:g} s: skipped", path=paths[index])

@@ -7,12 +7,10 @@ space is capped per file (``RLIMIT_AS``: its footprint before the file plus ``me
 ``timeout_s``, and the caller gets a Document or a Prepared (read, checked, measured), or one ``PdfError`` /
 ``BudgetError`` with a plain reason. The main process only ever holds a document that fits a window.
 
-A ``ReaderPool`` keeps its reader processes across files (a Python start with PyMuPDF and a tokenizer costs
-about a second on a loaded 2-core machine, more than reading a one-page PDF); a reader is killed and replaced
-when it passes the time limit, and retired when it crashed, ran out of memory or kept too much memory.
-
-Requests and answers cross the pipes as JSON lines, never pickle: the reader handles hostile bytes, so nothing
-it sends back can run code in the parent. This module does not import PyMuPDF; only the child does, via ``pdf``.
+A ``ReaderPool`` keeps its readers across files (starting Python with PyMuPDF and a tokenizer costs more than
+reading a one-page PDF); a reader is killed and replaced at the time limit, and retired when it crashed, ran
+out of memory or kept too much. Requests and answers cross the pipes as JSON lines, never pickle: the reader
+handles hostile bytes, so nothing it sends back can run code in the parent. Only the child imports PyMuPDF.
 """
 
 from __future__ import annotations
@@ -42,6 +40,8 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MEMORY_MB = 2048
+# Table detection stops for the remaining pages once reading has used this share of its time limit (pdf.py).
+TABLE_BUDGET_SHARE = 0.5
 # The most text a reader hands on: the largest window (1,010,000 tokens, qwen3-next-1m) times the most
 # characters one token can cover in any tokenizer we count with (128: cl100k's longest token, the estimate for
 # Qwen; the shipped SmolLM2 tokenizer's is 81). A longer text cannot fit any profile, however it tokenises.
@@ -53,6 +53,8 @@ RETIRE_AFTER_FILES = 500
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _CHILD = "from docanalyst.reader_process import child_main; child_main()"
 _PHASE = "docanalyst-reader-phase: "
+READY = b'{"kind": "ready"}'
+STARTUP_TIMEOUT_S = 120.0  # for a new reader's imports, before its first file's own time limit begins
 # Errors the child may name in its answer; anything else arrives as DamagedPdfError.
 _KNOWN_ERRORS: dict[str, type[DocanalystError]] = {
     cls.__name__: cls
@@ -105,10 +107,10 @@ def load_pdf_isolated(
     crashes, or whatever PdfError/ConfigError load_pdf raised.
     """
     path = Path(path)
+    options = {"table_budget_s": timeout_s * TABLE_BUDGET_SHARE, **options}
     request = {"path": str(path), "password": password, "options": options, "max_chars": max_chars}
     result = _one(path, request, timeout_s, memory_mb)
-    if not isinstance(result, Document):
-        raise PdfError("the reader process answered something that is not a document", path=path)
+    assert isinstance(result, Document)
     return result
 
 
@@ -121,16 +123,17 @@ def prepare_isolated(
     result = _one(
         path, prepare_request(settings, path, options, max_chars), options.read_timeout_s, options.read_memory_mb
     )
-    if isinstance(result, Document):
-        raise PdfError("the reader process answered something that is not a prepared document", path=path)
+    assert not isinstance(result, Document)
     return result
 
 
 def _one(path: Path, request: dict[str, Any], timeout_s: float, memory_mb: int) -> Document | Prepared:
-    with ReaderPool(1, timeout_s=timeout_s, memory_mb=memory_mb) as pool:
+    with ReaderPool(1, timeout_s=timeout_s, memory_mb=memory_mb, planning="plan" in request) as pool:
         [(_, result)] = list(pool.run([(0, path, request)]))
     if isinstance(result, DocanalystError):
         raise result
+    if isinstance(result, Document) == ("plan" in request):  # a reader answering the other kind of request
+        raise PdfError("the reader process answered something that is not a document", path=path)
     return result
 
 
@@ -139,7 +142,8 @@ def prepare_request(
 ) -> dict[str, Any]:
     """The JSON request for reading and planning one file (what ``Analyzer.prepare`` does, in the reader)."""
     plan = {"settings": _settings_json(settings), "options": asdict(options)}
-    read = {"ocr": options.ocr, "ocr_language": options.ocr_language}
+    read = {"ocr": options.ocr, "ocr_language": options.ocr_language,
+            "table_budget_s": options.read_timeout_s * TABLE_BUDGET_SHARE}  # fmt: skip
     return {"path": str(path), "password": options.password, "options": read, "max_chars": max_chars, "plan": plan}
 
 
@@ -147,13 +151,13 @@ class _Reader:
     """One reader process: JSON request lines in on stdin, one JSON answer line each on stdout. Its stderr
     goes to a file (never a pipe nobody drains) whose tail explains a crash."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], planning: bool) -> None:
         handle, self.log = tempfile.mkstemp(prefix="docanalyst-reader-", suffix=".log")
         os.close(handle)
         try:
             with open(self.log, "ab") as log:  # O_APPEND: our reads of the file never move its writes
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-c", _CHILD, str(os.getpid())],
+                    [sys.executable, "-c", _CHILD, str(os.getpid()), "plan" if planning else "read"],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=log,
@@ -165,6 +169,8 @@ class _Reader:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
         self.buffer = bytearray()
+        self.spawned = time.monotonic()
+        self.ready_at: float | None = None
 
     def send(self, request: dict[str, Any]) -> None:
         self.buffer.clear()
@@ -173,17 +179,29 @@ class _Reader:
             self.stdin.flush()
 
     def pump(self) -> tuple[bytes, int | None] | None:
-        """Read what is there; (answer, None) once a line is complete, (rest, exit status) if the process ended."""
+        """Read what is there; (answer, None) once a line is complete, (rest, exit status) if the process ended.
+        The reader's first line says it is ready (its imports done): that starts the clock, it is no answer."""
         chunk = os.read(self.stdout.fileno(), 1 << 20)
-        if chunk:
-            self.buffer += chunk
+        if not chunk:
+            return bytes(self.buffer), self.proc.wait()
+        self.buffer += chunk
+        end = self.buffer.find(b"\n")
+        if end >= 0 and self.ready_at is None and bytes(self.buffer[:end]) == READY:
+            self.ready_at = time.monotonic()
+            del self.buffer[: end + 1]
             end = self.buffer.find(b"\n")
-            if end < 0:
-                return None
-            line = bytes(self.buffer[:end])
-            self.buffer.clear()
-            return line, None
-        return bytes(self.buffer), self.proc.wait()
+        if end < 0:
+            return None
+        line = bytes(self.buffer[:end])
+        self.buffer.clear()
+        return line, None
+
+    def deadline(self, sent: float, timeout_s: float) -> float:
+        """A file's time limit runs from when the reader had both the request and its imports done: starting
+        Python with PyMuPDF and the pipeline takes seconds on a loaded machine, and is no fault of the file."""
+        if self.ready_at is None:
+            return self.spawned + STARTUP_TIMEOUT_S + timeout_s
+        return max(sent, self.ready_at) + timeout_s
 
     def stderr_tail(self) -> str:
         with contextlib.suppress(OSError), open(self.log, "rb") as fh:
@@ -209,8 +227,17 @@ class _Reader:
 class ReaderPool:
     """Up to ``workers`` reader processes, reused across files. ``run`` yields (key, result) as files finish."""
 
-    def __init__(self, workers: int = 2, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB):
-        self.workers, self.timeout_s, self.memory_mb = max(1, workers), timeout_s, memory_mb
+    def __init__(
+        self,
+        workers: int = 2,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        memory_mb: int = DEFAULT_MEMORY_MB,
+        planning: bool = False,
+    ):
+        """``planning``: the readers will also check and measure (prepare requests), so they import the
+        pipeline before their clock starts."""
+        self.workers, self.timeout_s, self.memory_mb, self.planning = max(1, workers), timeout_s, memory_mb, planning
         self.started = 0  # reader processes started so far (a benchmark and the tests look)
         self._idle: list[_Reader] = []
         self._env = dict(os.environ)
@@ -230,24 +257,27 @@ class ReaderPool:
         if self._idle:
             return self._idle.pop()
         self.started += 1
-        return _Reader(self._env)
+        return _Reader(self._env, self.planning)
 
     def run(
-        self, tasks: Sequence[Task], *, ahead: int | None = None, stop: Callable[[], bool] | None = None
+        self,
+        tasks: Sequence[Task],
+        *,
+        may_start: Callable[[int], bool] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> Iterator[tuple[int, Result]]:
-        """Yield (key, Document | Prepared | error) in completion order. ``ahead``: a task starts only while it
-        is fewer than that many places after the first unfinished one (so a consumer that takes results in
-        order buffers at most ``ahead``); ``stop``: polled at least twice a second, ends the run early."""
-        todo = deque(enumerate(tasks))
-        busy: dict[_Reader, tuple[int, Task, float]] = {}
+        """Yield (key, Document | Prepared | error) in completion order, tasks started in order.
+        ``may_start(key)``: the next task waits until it is True (a consumer's back-pressure); ``stop``: polled
+        at least twice a second, ends the run early. Readers still busy then are killed."""
+        todo = deque(tasks)
+        busy: dict[_Reader, tuple[Task, float]] = {}  # reader -> (task, when it was sent)
         selector = selectors.DefaultSelector()
         try:
             while todo or busy:
                 if stop is not None and stop():
                     return
-                first = min([place for place, _, _ in busy.values()] + ([todo[0][0]] if todo else []))
-                while todo and len(busy) < self.workers and (ahead is None or todo[0][0] < first + ahead):
-                    place, task = todo.popleft()
+                while todo and len(busy) < self.workers and (may_start is None or may_start(todo[0][0])):
+                    task = todo.popleft()
                     try:
                         reader = self._reader()
                     except DocanalystError as exc:
@@ -255,24 +285,29 @@ class ReaderPool:
                         yield task[0], exc
                         continue
                     reader.send({**task[2], "memory_mb": self.memory_mb})
-                    busy[reader] = (place, task, time.monotonic() + self.timeout_s)
+                    busy[reader] = (task, time.monotonic())
                     selector.register(reader.stdout, selectors.EVENT_READ, reader)
-                if not busy:
+                deadlines = {r: r.deadline(sent, self.timeout_s) for r, (_, sent) in busy.items()}
+                wait_s = min(0.5, max(0.0, min(deadlines.values(), default=time.monotonic() + 0.05) - time.monotonic()))
+                if not busy:  # every next task is held back: wait for the consumer
+                    time.sleep(wait_s)
                     continue
-                nearest = min(deadline for _, _, deadline in busy.values())
-                ready = {key.data for key, _ in selector.select(min(0.5, max(0.0, nearest - time.monotonic())))}
-                for reader in list(busy):
-                    _, task, deadline = busy[reader]
+                ready = {key.data for key, _ in selector.select(wait_s)}
+                for reader in [r for r in busy if r in ready or time.monotonic() >= deadlines[r]]:
+                    task, sent = busy[reader]
                     done = reader.pump() if reader in ready else None
-                    if done is None and time.monotonic() < deadline:
-                        continue
+                    if done is None and time.monotonic() < reader.deadline(sent, self.timeout_s):
+                        continue  # the ready line, or part of a long answer
                     del busy[reader]
                     selector.unregister(reader.stdout)
                     if done is None:
+                        late = f"reading took longer than {self.timeout_s:g} s"
+                        if reader.ready_at is None:
+                            late = f"the reader process did not start within {STARTUP_TIMEOUT_S:g} s"
                         reader.close(kill=True)
-                        yield task[0], PdfTimeoutError(f"reading took longer than {self.timeout_s:g} s", path=task[1])
-                        continue
-                    yield task[0], self._settle(reader, task[1], *done)
+                        yield task[0], PdfTimeoutError(late, path=task[1])
+                    else:
+                        yield task[0], self._settle(reader, task[1], *done)
         finally:
             for reader in busy:
                 reader.close(kill=True)
@@ -345,6 +380,7 @@ def _prepared(path: Path, data: dict[str, Any]) -> Prepared:
     from docanalyst.prompting import BuiltPrompt
 
     prompt = data["prompt"]
+    ids = [tuple(int(i) for i in prompt[key]) for key in ("prefix_ids", "suffix_ids")]
     return Prepared(
         path=str(path),
         document=_document(data["document"]),
@@ -352,12 +388,7 @@ def _prepared(path: Path, data: dict[str, Any]) -> Prepared:
         model_ref=str(data["model_ref"]),
         model_name=str(data["model_name"]),
         budget=BudgetReport(**data["budget"]),
-        prompt=BuiltPrompt(
-            str(prompt["prefix"]),
-            str(prompt["suffix"]),
-            tuple(int(i) for i in prompt["prefix_ids"]),
-            tuple(int(i) for i in prompt["suffix_ids"]),
-        ),
+        prompt=BuiltPrompt(str(prompt["prefix"]), str(prompt["suffix"]), ids[0], ids[1]),
         notes=tuple(str(note) for note in data["notes"]),
         timings={str(k): float(v) for k, v in data["timings"].items()},
     )

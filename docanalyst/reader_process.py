@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docanalyst.errors import BudgetError, DocanalystError
-from docanalyst.isolation import _PHASE, MAX_TEXT_CHARS, RETIRE_AFTER_FILES, RETIRE_GROWTH_MB, PdfTextLimitError
+from docanalyst.isolation import _PHASE, MAX_TEXT_CHARS, READY, RETIRE_AFTER_FILES, RETIRE_GROWTH_MB, PdfTextLimitError
 
 if TYPE_CHECKING:
     from docanalyst.pipeline import Analyzer
@@ -91,10 +91,15 @@ def child_main() -> None:
     os.dup2(2, 1)  # whatever a library prints goes to stderr, never into the answer
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     _die_with_parent(int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid())  # before the slow imports
-    import docanalyst.pdf  # noqa: F401  (imported before the baseline is taken)
+    import docanalyst.pdf
+
+    if sys.argv[2:3] == ["plan"]:
+        import docanalyst.pipeline  # noqa: F401
 
     baseline_kb, served = _status_kb("VmRSS"), 0
     with os.fdopen(answer_fd, "wb") as out:
+        out.write(READY + b"\n")
+        out.flush()
         for line in sys.stdin.buffer:
             request = json.loads(line.decode("ascii"))
             answer = _serve(request)
