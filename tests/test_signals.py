@@ -152,6 +152,7 @@ def assert_nothing_half_written(db: Path) -> None:
         ("generation", signal.SIGTERM),
         ("generation", signal.SIGINT),
     ],
+    ids=["engine-start-SIGTERM", "engine-start-SIGINT", "generation-SIGTERM", "generation-SIGINT"],
 )
 def test_extract_stopped_ends_its_engine_processes(
     base_settings: Any, tmp_path: Path, moment: str, signum: signal.Signals
