@@ -6,7 +6,9 @@ it, so a quote found in the text maps back to a page without guessing. No PDF li
 
 from __future__ import annotations
 
+import itertools
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,6 +17,9 @@ PAGE_SEPARATOR = "\n\n"
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
+# Hebrew and Arabic presentation forms (contextual glyph shapes some PDFs map to): what a user copies from a
+# viewer, and what the model knows, is the base letters, so these become their NFKC letters (U+FEFF excluded).
+_PRESENTATION_FORMS = re.compile(r"[\ufb1d-\ufdff\ufe70-\ufefe]+")
 
 
 def safe_text(text: str) -> str:
@@ -24,8 +29,10 @@ def safe_text(text: str) -> str:
 
 def clean_page_text(text: str) -> str:
     """Light normalisation that keeps words, spacing and line structure: no control bytes, no runs of blank
-    lines. (Grounding normalises whitespace itself, so nothing here needs to.)"""
+    lines, base letters for Hebrew/Arabic presentation forms. Page offsets are assigned after this, so they
+    always point into the cleaned text. (Grounding normalises whitespace itself, so nothing here needs to.)"""
     text = safe_text(text)
+    text = _PRESENTATION_FORMS.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = _MANY_NEWLINES.sub("\n\n", text)
     return text.strip()
@@ -141,3 +148,70 @@ def no_text_warning(missing: Sequence[int], total: int) -> str:
         f"no text layer on {len(missing)} of {total} page(s) ({shown}): "
         "scanned images with no OCR text, so the model cannot see what is on them"
     )
+
+
+# ---- unreadable text layers ---------------------------------------------------------------------------------
+# Type3 fonts and fonts with no or a shifted ToUnicode map give a text layer that renders fine but reads as
+# private-use code points, U+FFFD, control codes or letters mapped to the wrong letters. Two cheap tests:
+# - odd characters: at least UNREADABLE_ODD_SHARE of the non-space characters are private use (U+E000-F8FF,
+#   planes 15-16), U+FFFD, control codes, surrogates or unassigned;
+# - Latin words of implausible shape (among words of 3+ Latin letters, all-capital words of up to 5 letters,
+#   acronyms, left out): no vowel (a e i o u y, accents ignored), a run of 5+ consonants, or a capital after a
+#   small letter. Prose has 0-3 % such words (at most 19 % on formula-heavy pages of the corpus); letters mapped
+#   to other letters give 30-70 %. A page needs UNREADABLE_MIN_WORDS such words to be judged, and is unreadable
+#   when at least UNREADABLE_WORD_SHARE of them look implausible, or UNREADABLE_WORD_SHARE_QUIET while under
+#   3 % of its words are common function words of English, German, French, Spanish, Italian, Portuguese or Dutch
+#   (real prose in those languages has 8-47 %).
+UNREADABLE_ODD_SHARE = 0.30
+UNREADABLE_MIN_WORDS = 20
+UNREADABLE_WORD_SHARE = 0.25
+UNREADABLE_WORD_SHARE_QUIET = 0.12
+_FUNCTION_WORD_SHARE = 0.03
+_FUNCTION_WORD_LIST = (
+    "the of and to in a is that for it as with on by be this are or from at an not which was have has shall any "
+    "der die das und zu den von mit ist des sich nicht auf ein eine dem für im es als auch "
+    "le la les de et en un une du que est pour dans par sur au qui pas el los las y del por con para es se al lo "
+    "il di che e per non della sono gli o os do da em um uma com não het een van dat op te zijn"
+)
+_FUNCTION_WORDS = frozenset(_FUNCTION_WORD_LIST.split())
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def _odd(ch: str) -> bool:
+    code = ord(ch)
+    if 0xE000 <= code <= 0xF8FF or code >= 0xF0000 or ch == "\ufffd":
+        return True
+    return unicodedata.category(ch) in ("Cc", "Cs", "Cn") and ch not in "\t\n\r"
+
+
+def _implausible(word: str) -> bool:
+    run = longest = 0
+    vowels = 0
+    for ch in word:
+        if unicodedata.normalize("NFD", ch)[0].lower() in "aeiouy":
+            vowels, run = vowels + 1, 0
+        else:
+            run += 1
+            longest = max(longest, run)
+    return vowels == 0 or longest >= 5 or any(a.islower() and b.isupper() for a, b in itertools.pairwise(word))
+
+
+def _latin(word: str) -> bool:
+    return all(ch.isascii() or "\u00c0" <= ch <= "\u024f" for ch in word)
+
+
+def unreadable_reason(text: str) -> str | None:
+    """Why a page's text layer looks unreadable (the two tests above), or None when it looks like text."""
+    chars = [ch for ch in text if not ch.isspace()]
+    odd = sum(map(_odd, chars))
+    if len(chars) >= 20 and odd >= UNREADABLE_ODD_SHARE * len(chars):
+        return f"{odd / len(chars):.0%} of its characters are private-use, U+FFFD or control codes"
+    words = _LETTERS.findall(text)
+    judged = [w for w in words if len(w) >= 3 and _latin(w) and not (w.isupper() and len(w) <= 5)]
+    if len(judged) < UNREADABLE_MIN_WORDS:
+        return None
+    share = sum(map(_implausible, judged)) / len(judged)
+    quiet = sum(w.lower() in _FUNCTION_WORDS for w in words) < _FUNCTION_WORD_SHARE * len(words)
+    if share >= UNREADABLE_WORD_SHARE or (quiet and share >= UNREADABLE_WORD_SHARE_QUIET):
+        return f"{share:.0%} of its words are implausible letter sequences"
+    return None

@@ -16,12 +16,13 @@ import hashlib
 import math
 import os
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pymupdf
 
-from docanalyst.document import Document, PageContent, build_document, safe_text
+from docanalyst.document import Document, PageContent, build_document, safe_text, unreadable_reason
 from docanalyst.errors import (
     ConfigError,
     DamagedPdfError,
@@ -40,6 +41,12 @@ _MIN_TABLE_CELLS = 4
 # horizontal rules (booktabs-style tables have no vertical ones), or two each way. Measured on the corpus:
 # every table PyMuPDF finds is on such a page; a page of prose with a header rule is skipped.
 _MIN_RULES = 3
+# Seconds of reading after which table detection stops for the remaining pages: half of the default read
+# timeout (300 s, pipeline.ExtractOptions.read_timeout_s), so that plain text and OCR keep the other half.
+# The isolated reader passes isolation.TABLE_BUDGET_SHARE of its own time limit instead.
+TABLE_BUDGET_S = 150.0
+# Up to this many pages with an unreadable text layer get one warning each; more are named in one.
+_UNREADABLE_SHOWN = 5
 
 
 def _may_hold_table(page: pymupdf.Page) -> bool:
@@ -212,16 +219,21 @@ def load_pdf(
     ocr: bool = True,
     ocr_language: str = DEFAULT_OCR_LANGUAGE,
     ocr_dpi: int = DEFAULT_OCR_DPI,
+    table_budget_s: float | None = TABLE_BUDGET_S,
 ) -> Document:
     """Read every page of a PDF into a Document (text per page, tables as Markdown, metadata, sha256).
 
-    With ``ocr`` (the default), pages that have images but no text are read by Tesseract in ``ocr_language``
-    (Tesseract codes, e.g. ``eng`` or ``eng+deu``) when it is installed; otherwise they carry a warning.
+    With ``ocr`` (the default), pages that have images but no text, and pages whose text layer looks unreadable
+    (``document.unreadable_reason``), are read by Tesseract in ``ocr_language`` (Tesseract codes, e.g. ``eng``
+    or ``eng+deu``) when it is installed; otherwise they carry a warning. Once reading has taken
+    ``table_budget_s`` seconds (None: no limit), the remaining pages are read without table detection, with
+    one warning, so that a long document full of ruled tables is read as text instead of not at all.
     """
     path = Path(path)
     _check_language(ocr_language)
+    reader = _PageReader(tables, ocr, ocr_language, ocr_dpi, table_budget_s)
     try:
-        return _load_pdf(path, password, tables, ocr, ocr_language, ocr_dpi)
+        return _load_pdf(path, password, reader)
     except DocanalystError:
         raise
     except Exception as exc:  # MuPDF can fail anywhere on a damaged file (fuzzing found page_count raising)
@@ -229,55 +241,102 @@ def load_pdf(
         raise DamagedPdfError(safe_text(f"cannot open: {first}"), path=path) from exc
 
 
-def _load_pdf(path: Path, password: str | None, tables: bool, ocr: bool, ocr_language: str, ocr_dpi: int) -> Document:
-    # Whether OCR can run is asked only when a page needs it (finding Tesseract runs a subprocess).
-    ocr_skipped: str | None = None if ocr else "OCR is turned off"
-    ocr_checked = not ocr
+class _PageReader:
+    """Reads the pages of one file in order, carrying what spans pages: whether OCR can run (asked only when
+    a page needs it: finding Tesseract runs a subprocess), the table-detection deadline, and the notes."""
+
+    def __init__(self, tables: bool, ocr: bool, language: str, dpi: int, table_budget_s: float | None) -> None:
+        self.tables, self.language, self.dpi, self.table_budget_s = tables, language, dpi, table_budget_s
+        self.deadline = None if table_budget_s is None else time.monotonic() + table_budget_s
+        self.ocr_skipped: str | None = None if ocr else "OCR is turned off"
+        self.ocr_checked = not ocr
+        self.notes: list[str] = []
+        self.read_by_ocr: list[int] = []
+        self.not_read: list[int] = []
+        self.unreadable: list[tuple[int, str, str]] = []  # page, why, what was done
+        self.tables_stopped_at: int | None = None
+
+    def read(self, page: pymupdf.Page, number: int) -> PageContent:
+        if self.tables and self.deadline is not None and time.monotonic() > self.deadline:
+            self.tables, self.tables_stopped_at = False, number
+        text, n_tables = _page_text(page, self.tables)
+        has_images = bool(page.get_images(full=False))
+        has_text = bool(text.strip())
+        garbled = unreadable_reason(text) if has_text else None
+        if not (garbled or (has_images and not has_text)):
+            return PageContent(text=text, has_text_layer=has_text or not has_images, tables=n_tables)
+        recovered = self._ocr(page, number)
+        if garbled is not None:
+            done = "read by OCR instead" if recovered else self._why_no_ocr(recovered)
+            self.unreadable.append((number, garbled, done))
+        elif recovered:
+            self.read_by_ocr.append(number)
+        elif self.ocr_skipped is not None:
+            self.not_read.append(number)
+        if recovered:
+            return PageContent(text=recovered, has_text_layer=True, tables=n_tables, ocr=True)
+        return PageContent(text=text, has_text_layer=has_text, tables=n_tables)
+
+    def _ocr(self, page: pymupdf.Page, number: int) -> str | None:
+        """The page's text read by Tesseract; None when OCR cannot run, "" when it failed or found nothing."""
+        if not self.ocr_checked:
+            self.ocr_skipped, self.ocr_checked = ocr_unavailable_reason(self.language), True
+        if self.ocr_skipped is not None:
+            return None
+        try:
+            recovered = _ocr_page(page, self.language, self.dpi)
+        except Exception as exc:  # OCR is best effort: the page keeps its warning
+            if out_of_memory(exc):
+                raise DamagedPdfError("OCR ran out of memory", page=number) from exc
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            self.notes.append(safe_text(f"OCR failed on page {number}: {reason}"))
+            return ""
+        return recovered if recovered.strip() else ""
+
+    def _why_no_ocr(self, recovered: str | None) -> str:
+        return f"OCR not run: {self.ocr_skipped}" if recovered is None else "OCR found no text in it either"
+
+    def warnings(self, page_count: int) -> list[str]:
+        notes = list(self.notes)
+        if self.read_by_ocr:
+            notes.append(f"text on {_pages_phrase(self.read_by_ocr)} recovered by OCR (Tesseract, {self.language})")
+        if self.not_read:
+            notes.append(f"OCR not run on {_pages_phrase(self.not_read)}: {self.ocr_skipped}")
+        if len(self.unreadable) <= _UNREADABLE_SHOWN:
+            notes += [f"page {n}: the text layer looks unreadable ({why}); {done}" for n, why, done in self.unreadable]
+        else:
+            for done in dict.fromkeys(d for _n, _w, d in self.unreadable):
+                numbers = [n for n, _w, d in self.unreadable if d == done]
+                why = "odd characters or implausible words"
+                notes.append(f"{_pages_phrase(numbers)}: the text layer looks unreadable ({why}); {done}")
+        if self.tables_stopped_at is not None:
+            notes.append(
+                f"tables not detected on pages {self.tables_stopped_at}-{page_count} (read as plain text): table "
+                f"detection stops after {self.table_budget_s:g} s so that reading ends within its time limit"
+            )
+        return notes
+
+
+def _load_pdf(path: Path, password: str | None, reader: _PageReader) -> Document:
     pymupdf.TOOLS.reset_mupdf_warnings()
     doc = open_pdf(path, password)
     try:
         if doc.page_count == 0:
             raise EmptyDocumentError("no pages (empty or damaged beyond repair)", path=path)
         contents: list[PageContent] = []
-        notes: list[str] = []
-        read_by_ocr: list[int] = []
-        not_read: list[int] = []
         for index in range(doc.page_count):
             try:
-                page = doc.load_page(index)
-                text, n_tables = _page_text(page, tables)
-                has_images = bool(page.get_images(full=False))
+                contents.append(reader.read(doc.load_page(index), index + 1))
+            except DocanalystError as exc:
+                raise type(exc)(exc.message, path=path, page=index + 1) from exc
             except Exception as exc:
                 raise DamagedPdfError(f"cannot open: {exc}", path=path, page=index + 1) from exc
-            has_text = bool(text.strip())
-            if not has_text and has_images and not ocr_checked:
-                ocr_skipped, ocr_checked = ocr_unavailable_reason(ocr_language), True
-            if not has_text and has_images and ocr_skipped is not None:
-                not_read.append(index + 1)
-            elif not has_text and has_images:
-                try:
-                    recovered = _ocr_page(page, ocr_language, ocr_dpi)
-                except Exception as exc:  # OCR is best effort: the page keeps its no-text warning
-                    if out_of_memory(exc):
-                        raise DamagedPdfError("OCR ran out of memory", path=path, page=index + 1) from exc
-                    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                    notes.append(safe_text(f"OCR failed on page {index + 1}: {reason}"))
-                    recovered = ""
-                if recovered.strip():
-                    read_by_ocr.append(index + 1)
-                    contents.append(PageContent(text=recovered, has_text_layer=True, tables=n_tables, ocr=True))
-                    continue
-            contents.append(PageContent(text=text, has_text_layer=has_text or not has_images, tables=n_tables))
         # A page with neither text nor images is blank, not scanned; but a document with no text at all
         # cannot be analysed either way, so mark every page as lacking text then.
         if not any(c.text.strip() for c in contents):
             contents = [PageContent(text=c.text, has_text_layer=False, tables=c.tables) for c in contents]
         meta = doc.metadata or {}
         warnings = [w for w in pymupdf.TOOLS.mupdf_warnings().splitlines() if w.strip()][:5]
-        if read_by_ocr:
-            notes.append(f"text on {_pages_phrase(read_by_ocr)} recovered by OCR (Tesseract, {ocr_language})")
-        if not_read:
-            notes.append(f"OCR not run on {_pages_phrase(not_read)}: {ocr_skipped}")
         return build_document(
             contents,
             path=str(path),
@@ -285,7 +344,7 @@ def _load_pdf(path: Path, password: str | None, tables: bool, ocr: bool, ocr_lan
             title=(meta.get("title") or "").strip() or None,
             author=(meta.get("author") or "").strip() or None,
             encrypted=bool(doc.is_encrypted or meta.get("encryption")),
-            warnings=[safe_text(f"MuPDF: {w}") for w in warnings] + notes,
+            warnings=[safe_text(f"MuPDF: {w}") for w in warnings] + reader.warnings(doc.page_count),
         )
     finally:
         doc.close()
