@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -44,7 +45,7 @@ def main() -> None:
         return
 
     from docanalyst.config import Settings
-    from docanalyst.errors import BudgetError
+    from docanalyst.errors import BudgetError, DocanalystError
     from docanalyst.pipeline import Analyzer, ExtractOptions
 
     candidates = sorted((CORPUS / "cuad/pdf").iterdir()) + sorted((CORPUS / "other").glob("*.pdf"))
@@ -58,6 +59,8 @@ def main() -> None:
                 fitting.append(path)
             except BudgetError:
                 too_long.append(path.name)
+            except DocanalystError as exc:  # e.g. a read past --read-timeout on a busy machine: say so, go on
+                print(f"not read: {exc}", file=sys.stderr)
         outcomes = analyzer.extract(fitting, options)
         analyzer.close()
     if args.save:
@@ -86,11 +89,12 @@ def labels() -> dict[str, Any]:
     import ast
 
     from docanalyst.grounding import DocumentIndex
-    from docanalyst.isolation import load_pdf_isolated
+    from docanalyst.pdf import load_pdf
 
     levels: collections.Counter[str] = collections.Counter()
     for row in json.loads((CORPUS / "cuad/ground_truth_selected.json").read_text()):
-        index = DocumentIndex(load_pdf_isolated(CORPUS / "cuad/pdf" / row["pdf"], timeout_s=600))
+        # No table budget: the text must not depend on how busy the machine is.
+        index = DocumentIndex(load_pdf(CORPUS / "cuad/pdf" / row["pdf"], table_budget_s=None))
         for column, cell in row.items():
             if column.endswith("-Answer") or column in ("Filename", "pdf", "txt") or not str(cell).startswith("["):
                 continue

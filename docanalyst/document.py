@@ -6,7 +6,6 @@ it, so a quote found in the text maps back to a page without guessing. No PDF li
 
 from __future__ import annotations
 
-import itertools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -156,25 +155,29 @@ def no_text_warning(missing: Sequence[int], total: int) -> str:
 # - odd characters: at least UNREADABLE_ODD_SHARE of the non-space characters are private use (U+E000-F8FF,
 #   planes 15-16), U+FFFD, control codes, surrogates or unassigned;
 # - Latin words of implausible shape (among words of 3+ Latin letters, all-capital words of up to 5 letters,
-#   acronyms, left out): no vowel (a e i o u y, accents ignored), a run of 5+ consonants, or a capital after a
-#   small letter. Prose has 0-3 % such words (at most 19 % on formula-heavy pages of the corpus); letters mapped
-#   to other letters give 30-70 %. A page needs UNREADABLE_MIN_WORDS such words to be judged, and is unreadable
-#   when at least UNREADABLE_WORD_SHARE of them look implausible, or UNREADABLE_WORD_SHARE_QUIET while under
-#   3 % of its words are common function words of English, German, French, Spanish, Italian, Portuguese or Dutch
-#   (real prose in those languages has 8-47 %).
+#   acronyms, left out): no vowel (a e i o u y, accents ignored), a run of 5+ consonants, or a capital after
+#   the first letter of a word not all in capitals. Prose has 0-3 % such words (at most 22 % on formula-heavy
+#   pages of the corpus); letters mapped to other letters give 30-70 %. A page needs UNREADABLE_MIN_WORDS
+#   such words to be judged, and is unreadable when at least UNREADABLE_WORD_SHARE of them look implausible,
+#   or UNREADABLE_WORD_SHARE_QUIET while under 3 % of its words are common function words of English, German,
+#   French, Spanish, Italian, Portuguese or Dutch (real prose in those languages has 8-47 %).
 UNREADABLE_ODD_SHARE = 0.30
+UNREADABLE_SAMPLE_CHARS = 20_000  # a full page of small print has about 6,000
 UNREADABLE_MIN_WORDS = 20
 UNREADABLE_WORD_SHARE = 0.25
 UNREADABLE_WORD_SHARE_QUIET = 0.12
 _FUNCTION_WORD_SHARE = 0.03
 _FUNCTION_WORD_LIST = (
     "the of and to in a is that for it as with on by be this are or from at an not which was have has shall any "
-    "der die das und zu den von mit ist des sich nicht auf ein eine dem für im es als auch "
+    "der die das und zu den von mit ist des sich nicht auf ein eine dem fur im es als auch "
     "le la les de et en un une du que est pour dans par sur au qui pas el los las y del por con para es se al lo "
-    "il di che e per non della sono gli o os do da em um uma com não het een van dat op te zijn"
+    "il di che e per non della sono gli o os do da em um uma com nao het een van dat op te zijn"
 )
 _FUNCTION_WORDS = frozenset(_FUNCTION_WORD_LIST.split())
 _LETTERS = re.compile(r"[^\W\d_]+")
+_ACCENTS = re.compile(r"[\u0300-\u036f]+")  # combining accents, after NFD: "é" is judged as "e"
+_VOWEL = re.compile(r"[aeiouyAEIOUY]")
+_CONSONANTS = re.compile(r"[b-df-hj-np-tv-xzB-DF-HJ-NP-TV-XZ]{5}")
 
 
 def _odd(ch: str) -> bool:
@@ -185,29 +188,24 @@ def _odd(ch: str) -> bool:
 
 
 def _implausible(word: str) -> bool:
-    run = longest = 0
-    vowels = 0
-    for ch in word:
-        if unicodedata.normalize("NFD", ch)[0].lower() in "aeiouy":
-            vowels, run = vowels + 1, 0
-        else:
-            run += 1
-            longest = max(longest, run)
-    return vowels == 0 or longest >= 5 or any(a.islower() and b.isupper() for a, b in itertools.pairwise(word))
-
-
-def _latin(word: str) -> bool:
-    return all(ch.isascii() or "\u00c0" <= ch <= "\u024f" for ch in word)
+    """An ASCII word (accents already stripped) with no vowel, 5+ consonants in a row, or an inner capital."""
+    return (
+        not _VOWEL.search(word)
+        or bool(_CONSONANTS.search(word))
+        or (word[1:] != word[1:].lower() and not word.isupper())
+    )
 
 
 def unreadable_reason(text: str) -> str | None:
-    """Why a page's text layer looks unreadable (the two tests above), or None when it looks like text."""
+    """Why a page's text layer looks unreadable (the two tests above), or None when it looks like text. Only the
+    first UNREADABLE_SAMPLE_CHARS characters are judged, so a page of millions of characters costs no more."""
+    text = text[:UNREADABLE_SAMPLE_CHARS]
     chars = [ch for ch in text if not ch.isspace()]
     odd = sum(map(_odd, chars))
     if len(chars) >= 20 and odd >= UNREADABLE_ODD_SHARE * len(chars):
         return f"{odd / len(chars):.0%} of its characters are private-use, U+FFFD or control codes"
-    words = _LETTERS.findall(text)
-    judged = [w for w in words if len(w) >= 3 and _latin(w) and not (w.isupper() and len(w) <= 5)]
+    words = _LETTERS.findall(_ACCENTS.sub("", unicodedata.normalize("NFD", text)))
+    judged = [w for w in words if len(w) >= 3 and w.isascii() and not (w.isupper() and len(w) <= 5)]
     if len(judged) < UNREADABLE_MIN_WORDS:
         return None
     share = sum(map(_implausible, judged)) / len(judged)
