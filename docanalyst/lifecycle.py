@@ -112,6 +112,10 @@ def keeper_main() -> None:
             known.setdefault(proc.pid, proc)
         known = {pid: proc for pid, proc in known.items() if proc.is_running()}
         time.sleep(KEEPER_POLL_S)
+    for proc in list(known.values()):  # what they started since the last look (the engine's Worker, say)
+        with contextlib.suppress(psutil.Error):
+            for child in proc.children(recursive=True):
+                known.setdefault(child.pid, child)
     for proc in known.values():
         with contextlib.suppress(psutil.Error):
             proc.kill()  # psutil checks the process is the one noted (pid and start time), not a reused pid
