@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from docanalyst.config import Settings
-from docanalyst.document import Document
-from docanalyst.errors import BudgetError, DocanalystError
+from docanalyst.errors import BudgetError, DocanalystError, PdfError
 from docanalyst.isolation import PdfTimeoutError, ReaderPool, Result, prepare_request
 from docanalyst.pipeline import Analyzer, ExtractOptions, Outcome, Prepared, _Job
 
@@ -54,7 +53,8 @@ def prepare_parallel(
         for index, result in pool.run(tasks, may_start=may_start, stop=stop):
             if isinstance(result, PdfTimeoutError):
                 result = PrepareTimeoutError(f"reading took longer than {timeout_s:g} s: skipped", path=paths[index])
-            assert not isinstance(result, Document), "a prepare request answers a Prepared"
+            if not isinstance(result, Prepared | DocanalystError):  # a reader answering another request
+                result = PdfError("the reader process answered something that is not a document", path=paths[index])
             yield index, result
 
 

@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import selectors
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,9 +29,12 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from docanalyst import errors
-from docanalyst.document import Document, Page
-from docanalyst.errors import BudgetError, DamagedPdfError, DocanalystError, PdfError
+from docanalyst.document import Document
+from docanalyst.errors import DocanalystError, PdfError
+from docanalyst.reader_answers import Measured, PdfTimeoutError, answer_result
+from docanalyst.reader_answers import PdfLimitError as PdfLimitError  # re-exported: callers catch them here
+from docanalyst.reader_answers import PdfMemoryError as PdfMemoryError
+from docanalyst.reader_answers import PdfTextLimitError as PdfTextLimitError
 
 if TYPE_CHECKING:
     from docanalyst.config import Settings
@@ -52,41 +54,11 @@ RETIRE_GROWTH_MB = 512
 RETIRE_AFTER_FILES = 500
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _CHILD = "from docanalyst.reader_process import child_main; child_main()"
-_PHASE = "docanalyst-reader-phase: "
-READY = b'{"kind": "ready"}'
-STARTUP_TIMEOUT_S = 120.0  # for a new reader's imports, before its first file's own time limit begins
-# Errors the child may name in its answer; anything else arrives as DamagedPdfError.
-_KNOWN_ERRORS: dict[str, type[DocanalystError]] = {
-    cls.__name__: cls
-    for cls in (
-        errors.NotAPdfError,
-        errors.DamagedPdfError,
-        errors.EncryptedPdfError,
-        errors.EmptyDocumentError,
-        errors.NoTextError,
-        errors.ConfigError,
-    )
-}
 
 
-class PdfLimitError(PdfError):
-    """Reading the file passed a limit (time, memory or text length) and was stopped."""
+Result: TypeAlias = "Document | Prepared | Measured | DocanalystError"  # what the pool yields for one file
 
 
-class PdfTimeoutError(PdfLimitError):
-    pass
-
-
-class PdfMemoryError(PdfLimitError):
-    pass
-
-
-class PdfTextLimitError(PdfLimitError):
-    pass
-
-
-_KNOWN_ERRORS[PdfTextLimitError.__name__] = PdfTextLimitError
-Result: TypeAlias = "Document | Prepared | DocanalystError"  # what the pool yields for one file
 Task = tuple[int, Path, dict[str, Any]]  # (key, path, request)
 
 
@@ -120,19 +92,32 @@ def prepare_isolated(
     """``Analyzer.prepare`` in a reader process: read, check, and count tokens (bounded by the options'
     ``read_timeout_s`` and ``read_memory_mb``). Raises what reading or planning raised (BudgetError included)."""
     path = Path(path)
+    from docanalyst.pipeline import Prepared
+
     result = _one(
         path, prepare_request(settings, path, options, max_chars), options.read_timeout_s, options.read_memory_mb
     )
-    assert not isinstance(result, Document)
+    assert isinstance(result, Prepared)
     return result
 
 
-def _one(path: Path, request: dict[str, Any], timeout_s: float, memory_mb: int) -> Document | Prepared:
+def measure_isolated(settings: Settings, path: str | Path, options: ExtractOptions) -> Measured:
+    """``Analyzer.budget`` in a reader process: exact counts, however long the text, never in this process."""
+    request = prepare_request(settings, path, options)
+    request["plan"]["measure"] = True
+    result = _one(Path(path), request, options.read_timeout_s, options.read_memory_mb)
+    assert isinstance(result, Measured)
+    return result
+
+
+def _one(path: Path, request: dict[str, Any], timeout_s: float, memory_mb: int) -> Document | Prepared | Measured:
     with ReaderPool(1, timeout_s=timeout_s, memory_mb=memory_mb, planning="plan" in request) as pool:
         [(_, result)] = list(pool.run([(0, path, request)]))
     if isinstance(result, DocanalystError):
         raise result
-    if isinstance(result, Document) == ("plan" in request):  # a reader answering the other kind of request
+    plan = request.get("plan")
+    expected = Document if plan is None else Measured if plan.get("measure") else Prepared
+    if not isinstance(result, expected):  # a reader answering another kind of request
         raise PdfError("the reader process answered something that is not a document", path=path)
     return result
 
@@ -169,8 +154,6 @@ class _Reader:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
         self.buffer = bytearray()
-        self.spawned = time.monotonic()
-        self.ready_at: float | None = None
 
     def send(self, request: dict[str, Any]) -> None:
         self.buffer.clear()
@@ -179,29 +162,17 @@ class _Reader:
             self.stdin.flush()
 
     def pump(self) -> tuple[bytes, int | None] | None:
-        """Read what is there; (answer, None) once a line is complete, (rest, exit status) if the process ended.
-        The reader's first line says it is ready (its imports done): that starts the clock, it is no answer."""
+        """Read what is there; (answer, None) once a line is complete, (rest, exit status) if the process ended."""
         chunk = os.read(self.stdout.fileno(), 1 << 20)
         if not chunk:
             return bytes(self.buffer), self.proc.wait()
         self.buffer += chunk
         end = self.buffer.find(b"\n")
-        if end >= 0 and self.ready_at is None and bytes(self.buffer[:end]) == READY:
-            self.ready_at = time.monotonic()
-            del self.buffer[: end + 1]
-            end = self.buffer.find(b"\n")
         if end < 0:
             return None
         line = bytes(self.buffer[:end])
         self.buffer.clear()
         return line, None
-
-    def deadline(self, sent: float, timeout_s: float) -> float:
-        """A file's time limit runs from when the reader had both the request and its imports done: starting
-        Python with PyMuPDF and the pipeline takes seconds on a loaded machine, and is no fault of the file."""
-        if self.ready_at is None:
-            return self.spawned + STARTUP_TIMEOUT_S + timeout_s
-        return max(sent, self.ready_at) + timeout_s
 
     def stderr_tail(self) -> str:
         with contextlib.suppress(OSError), open(self.log, "rb") as fh:
@@ -287,25 +258,23 @@ class ReaderPool:
                     reader.send({**task[2], "memory_mb": self.memory_mb})
                     busy[reader] = (task, time.monotonic())
                     selector.register(reader.stdout, selectors.EVENT_READ, reader)
-                deadlines = {r: r.deadline(sent, self.timeout_s) for r, (_, sent) in busy.items()}
+                # A file's limit runs from its request, a new reader's start included (as with one process a file).
+                deadlines = {r: sent + self.timeout_s for r, (_, sent) in busy.items()}
                 wait_s = min(0.5, max(0.0, min(deadlines.values(), default=time.monotonic() + 0.05) - time.monotonic()))
                 if not busy:  # every next task is held back: wait for the consumer
                     time.sleep(wait_s)
                     continue
                 ready = {key.data for key, _ in selector.select(wait_s)}
                 for reader in [r for r in busy if r in ready or time.monotonic() >= deadlines[r]]:
-                    task, sent = busy[reader]
+                    task = busy[reader][0]
                     done = reader.pump() if reader in ready else None
-                    if done is None and time.monotonic() < reader.deadline(sent, self.timeout_s):
-                        continue  # the ready line, or part of a long answer
+                    if done is None and time.monotonic() < deadlines[reader]:
+                        continue  # part of a long answer
                     del busy[reader]
                     selector.unregister(reader.stdout)
                     if done is None:
-                        late = f"reading took longer than {self.timeout_s:g} s"
-                        if reader.ready_at is None:
-                            late = f"the reader process did not start within {STARTUP_TIMEOUT_S:g} s"
                         reader.close(kill=True)
-                        yield task[0], PdfTimeoutError(late, path=task[1])
+                        yield task[0], PdfTimeoutError(f"reading took longer than {self.timeout_s:g} s", path=task[1])
                     else:
                         yield task[0], self._settle(reader, task[1], *done)
         finally:
@@ -321,7 +290,7 @@ class ReaderPool:
             answer = None
         err = reader.stderr_tail() if returncode is not None else ""
         try:
-            result: Result = _answer(path, returncode or 0, answer, err, self.memory_mb)
+            result: Result = answer_result(path, returncode or 0, answer, err, self.memory_mb)
         except DocanalystError as exc:
             result = exc
         keep = returncode is None and isinstance(answer, dict) and not answer.get("retire")
@@ -330,68 +299,6 @@ class ReaderPool:
         else:
             reader.close(kill=returncode is None)
         return result
-
-
-def _answer(path: Path, returncode: int, answer: Any, err: str, memory_mb: int) -> Document | Prepared:
-    kind = answer.get("kind") if isinstance(answer, dict) else None
-    if kind in ("document", "prepared"):
-        try:
-            return _document(answer["document"]) if kind == "document" else _prepared(path, answer["prepared"])
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise PdfError("the reader process answered something that is not a document", path=path) from exc
-    if kind == "memory":
-        raise PdfMemoryError(f"{answer.get('phase') or 'reading'} needed more than {memory_mb} MB of memory", path=path)
-    if kind == "error":
-        raise _error(path, answer)
-    phase = next((line[len(_PHASE) :] for line in reversed(err.splitlines()) if line.startswith(_PHASE)), "reading")
-    if "memory allocation of" in err or "MemoryError" in (err.strip().splitlines() or [""])[-1]:
-        # Rust (the tokenizer) aborts on a failed allocation: "memory allocation of N bytes failed"
-        raise PdfMemoryError(f"{phase} needed more than {memory_mb} MB of memory", path=path)
-    if returncode < 0:
-        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
-        raise DamagedPdfError(f"the reader process crashed on this file ({name})", path=path)
-    last = ([line for line in err.strip().splitlines() if not line.startswith(_PHASE)] or ["no message"])[-1]
-    raise PdfError(f"the reader process failed (exit {returncode}): {last[:300]}", path=path)
-
-
-def _error(path: Path, answer: dict[str, Any]) -> DocanalystError:
-    message, page, document_id = str(answer.get("message")), answer.get("page"), answer.get("document_id")
-    document_id = document_id if isinstance(document_id, str) else None
-    if answer.get("class") == "BudgetError":
-        numbers = (int(answer["needed"]), int(answer["available"]), str(answer["profile"]))
-        return BudgetError(
-            message, needed=numbers[0], available=numbers[1], profile=numbers[2], path=path, document_id=document_id
-        )
-    cls = _KNOWN_ERRORS.get(str(answer.get("class")), DamagedPdfError)
-    error = cls(message, path=path, page=page if isinstance(page, int) else None)
-    error.document_id = document_id
-    return error
-
-
-def _document(data: dict[str, Any]) -> Document:
-    pages = tuple(Page(**page) for page in data.pop("pages"))
-    data["warnings"] = tuple(str(w) for w in data.get("warnings", ()))
-    return Document(pages=pages, **data)
-
-
-def _prepared(path: Path, data: dict[str, Any]) -> Prepared:
-    from docanalyst.budget import BudgetReport
-    from docanalyst.pipeline import Prepared
-    from docanalyst.prompting import BuiltPrompt
-
-    prompt = data["prompt"]
-    ids = [tuple(int(i) for i in prompt[key]) for key in ("prefix_ids", "suffix_ids")]
-    return Prepared(
-        path=str(path),
-        document=_document(data["document"]),
-        profile=str(data["profile"]),
-        model_ref=str(data["model_ref"]),
-        model_name=str(data["model_name"]),
-        budget=BudgetReport(**data["budget"]),
-        prompt=BuiltPrompt(str(prompt["prefix"]), str(prompt["suffix"]), ids[0], ids[1]),
-        notes=tuple(str(note) for note in data["notes"]),
-        timings={str(k): float(v) for k, v in data["timings"].items()},
-    )
 
 
 def _settings_json(settings: Settings) -> dict[str, Any]:

@@ -283,8 +283,16 @@ class Analyzer:
         return longer, long_ref, long_name, long_report, long_prompt, [note]
 
     def budget(self, path: str | Path, options: ExtractOptions) -> tuple[Document, BudgetReport, str]:
-        """The `tokens` command: a report for the requested profile, no engine, no error when too long."""
-        document = self.load(path, options)
+        """The `tokens` command: a report for the requested profile, no engine, no error when too long. Counted
+        in a reader process (isolation.measure_isolated), bounded like reading: a text bomb's exact count takes
+        gigabytes."""
+        from docanalyst.isolation import measure_isolated
+
+        measured = measure_isolated(self.settings, path, options)
+        return measured.document, measured.report, measured.verdict
+
+    def measure_document(self, document: Document, options: ExtractOptions) -> tuple[BudgetReport, str]:
+        """What ``budget`` runs in the reader process: the exact report and the verdict."""
         template = load_template(options.template)
         profile = get_profile(default_profile_name(options.profile or self.settings.profile))
         model_ref, _ = self.resolve_model(profile, options.model_path)
@@ -298,7 +306,7 @@ class Analyzer:
                 long_report, _ = measure(document, template, longer, self.tokenizer_for(long_ref, longer))
                 if long_report.fits:
                     verdict = f"needs {longer.name} (YaRN)"
-        return document, report, verdict
+        return report, verdict
 
     # ---- engine -----------------------------------------------------------------------------
     def engine(self, profile: EngineProfile, model_ref: str) -> Engine:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docanalyst.errors import BudgetError, DocanalystError
-from docanalyst.isolation import _PHASE, MAX_TEXT_CHARS, READY, RETIRE_AFTER_FILES, RETIRE_GROWTH_MB, PdfTextLimitError
+from docanalyst.isolation import MAX_TEXT_CHARS, RETIRE_AFTER_FILES, RETIRE_GROWTH_MB
+from docanalyst.reader_answers import PHASE, PdfTextLimitError
 
 if TYPE_CHECKING:
     from docanalyst.pipeline import Analyzer
@@ -91,15 +92,13 @@ def child_main() -> None:
     os.dup2(2, 1)  # whatever a library prints goes to stderr, never into the answer
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     _die_with_parent(int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid())  # before the slow imports
-    import docanalyst.pdf
+    import docanalyst.pdf  # before the baseline below is taken
 
     if sys.argv[2:3] == ["plan"]:
         import docanalyst.pipeline  # noqa: F401
 
     baseline_kb, served = _status_kb("VmRSS"), 0
     with os.fdopen(answer_fd, "wb") as out:
-        out.write(READY + b"\n")
-        out.flush()
         for line in sys.stdin.buffer:
             request = json.loads(line.decode("ascii"))
             answer = _serve(request)
@@ -155,11 +154,14 @@ def _work(request: dict[str, Any], phase: list[str]) -> dict[str, Any]:
     if plan is None:
         return {"kind": "document", "document": asdict(document)}
     phase[0] = "counting tokens"
-    sys.stderr.write(f"{_PHASE}counting tokens\n")  # a Rust abort leaves no answer: the parent reads this
+    sys.stderr.write(f"{PHASE}counting tokens\n")  # a Rust abort leaves no answer: the parent reads this
     sys.stderr.flush()
     from docanalyst.pipeline import ExtractOptions
 
     options = ExtractOptions(**{**plan["options"], "reuse_statuses": tuple(plan["options"]["reuse_statuses"])})
+    if plan.get("measure"):
+        report, verdict = _analyzer(plan["settings"]).measure_document(document, options)
+        return {"kind": "measured", "document": asdict(document), "report": asdict(report), "verdict": verdict}
     prepared = _analyzer(plan["settings"]).prepare_document(request["path"], document, options, read_s)
     return {"kind": "prepared", "prepared": asdict(prepared)}
 

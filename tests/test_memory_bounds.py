@@ -133,6 +133,9 @@ def test_a_text_bomb_is_refused_in_one_line_and_the_main_process_stays_small(tmp
     # The 6-million-character text never reaches the main process: its peak is that of a one-page document's
     # (counting it there took hundreds of MB: a probe's 3,000-page bomb peaked at 860 MB).
     assert peak < small_peak + 64, (peak, small_peak)
+    # `tokens` counts the bomb exactly (no error: it reports), in the reader process too.
+    rc, _, peak = run_cli_measured(["tokens", str(bomb), "--profile", "embedded"], env)
+    assert rc == 0 and peak < small_peak + 64, (rc, peak, small_peak)
 
 
 def test_counting_tokens_runs_out_of_memory_in_the_reader_not_here(tmp_path, settings) -> None:
