@@ -178,7 +178,7 @@ def _text(text: object, keep: str = "") -> str:
 
 def _status(p: str, s: str) -> str:
     if s == "starting engine":
-        s = "starting the engine (on a CPU the first start takes about 15-60 s)…"
+        s = "starting the engine (about 15-60 s on a CPU, 1-5 min on a GPU)…"
     return f"{_path(Path(p).name)}: {escape(s)}"
 
 
