@@ -59,15 +59,32 @@ def _wordlike(ch: str) -> bool:
     return ch.isalnum() or unicodedata.category(ch).startswith("M")  # marks: Arabic vowels, Devanagari signs
 
 
+def _starts_word(text: str, start: int) -> bool:
+    """Whether a match may begin at ``start``: not inside a word, nor inside a number like 1,000.50."""
+    if start <= 0 or start >= len(text):
+        return True
+    if _joined(text[start - 1], text[start]):
+        return False
+    return not (_in_number(text, start - 1) or _in_number(text, start))
+
+
+def _ends_word(text: str, end: int) -> bool:
+    """Whether a match may end at ``end`` (exclusive): not inside a word or a number."""
+    if end <= 0 or end >= len(text):
+        return True
+    if _joined(text[end - 1], text[end]):
+        return False
+    return not (_in_number(text, end - 1) or _in_number(text, end))
+
+
+def _in_number(text: str, at: int) -> bool:
+    """Whether ``text[at]`` is a point or comma between two digits (1,000.50 is one number)."""
+    return 0 < at < len(text) - 1 and text[at] in ".," and text[at - 1].isdigit() and text[at + 1].isdigit()
+
+
 def on_word_boundaries(text: str, start: int, end: int) -> bool:
     """Whether ``text[start:end]`` neither begins nor ends inside a word or inside a number like 1,000.50."""
-    if start > 0 and _joined(text[start - 1], text[start]):
-        return False
-    if end < len(text) and _joined(text[end - 1], text[end]):
-        return False
-    if start > 1 and text[start - 1] in ".," and text[start - 2].isdigit() and text[start].isdigit():
-        return False
-    return not (end + 1 < len(text) and text[end] in ".," and text[end - 1].isdigit() and text[end + 1].isdigit())
+    return _starts_word(text, start) and _ends_word(text, end)
 
 
 def find_word(text: str, needle: str, start: int = 0, end: int | None = None) -> int:
@@ -79,17 +96,17 @@ def find_word(text: str, needle: str, start: int = 0, end: int | None = None) ->
 
 
 def _whole_words(needle: str, text: str, start: int, end: int) -> tuple[float, int, int] | None:
-    """Re-score a character alignment on whole words: the span widened to the words it cuts, and narrowed to the
-    words it holds entirely; the better of the two if it still reaches FUZZY_MIN."""
+    """Re-score a character alignment on whole words: the span widened to the words (or numbers) it cuts, and
+    narrowed to those it holds entirely; the better of the two if it still reaches FUZZY_MIN."""
     wide_start, wide_end = start, end
-    while wide_start > 0 and _joined(text[wide_start - 1], text[wide_start]):
+    while wide_start > 0 and not _starts_word(text, wide_start):
         wide_start -= 1
-    while wide_end < len(text) and _joined(text[wide_end - 1], text[wide_end]):
+    while wide_end < len(text) and not _ends_word(text, wide_end):
         wide_end += 1
     narrow_start, narrow_end = start, end
-    while narrow_start < narrow_end and narrow_start > 0 and _joined(text[narrow_start - 1], text[narrow_start]):
+    while narrow_start < narrow_end and (not _starts_word(text, narrow_start) or text[narrow_start].isspace()):
         narrow_start += 1
-    while narrow_end > narrow_start and narrow_end < len(text) and _joined(text[narrow_end - 1], text[narrow_end]):
+    while narrow_end > narrow_start and (not _ends_word(text, narrow_end) or text[narrow_end - 1].isspace()):
         narrow_end -= 1
     best: tuple[float, int, int] | None = None
     for s, e in ((wide_start, wide_end), (narrow_start, narrow_end)):
@@ -97,7 +114,7 @@ def _whole_words(needle: str, text: str, start: int, end: int) -> tuple[float, i
             s += 1
         while e > s and text[e - 1].isspace():
             e -= 1
-        if e <= s or not on_word_boundaries(text, s, e):
+        if e <= s:
             continue
         score = fuzz.ratio(needle, text[s:e])
         if score >= FUZZY_MIN and (best is None or score > best[0]):

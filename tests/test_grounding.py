@@ -80,7 +80,9 @@ def test_annotate_marks_each_cited_value() -> None:
 WORDS = build_document(
     [
         PageContent("The parties agree as follows. This letter is dated 3 March 2027.\nA fee of $1,000,000 is due."),
-        PageContent("Effective Date: 1 April 2027. It is governed by the laws of Maryland, without regard to conflicts."),
+        PageContent(
+            "Effective Date: 1 April 2027. It is governed by the laws of Maryland, without regard to conflicts."
+        ),
         PageContent("甲方与乙方签订本合同。\n企 业 资 信 状 况"),
     ],
     path="w.pdf",
@@ -112,6 +114,14 @@ def test_fuzzy_alignment_is_scored_on_whole_words() -> None:
     assert WORDS.text[typo.start : typo.end] == "It is governed by the laws of Maryland"  # type: ignore[misc]
     # Short quotes get no fuzzy level: one edit is already another word.
     assert index.locate("dated 3 Marh 2027", 1).status == "not_found"
+    # An alignment that begins on the "2" of "4.8.2" is narrowed to the words: the span starts at "The".
+    numbered = DocumentIndex(build_document([PageContent("4.8.2 The Party shall keep the other party advised.")],
+                                            path="n.pdf", sha256="8" * 64))  # fmt: skip
+    advised = numbered.locate("2 The Party shall keep the other party advisd.", 1)
+    assert (
+        advised.status == "fuzzy"
+        and numbered.text[advised.start : advised.end] == "The Party shall keep the other party advised"
+    )  # type: ignore[misc]
 
 
 def test_cjk_characters_are_words() -> None:
