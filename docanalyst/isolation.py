@@ -115,6 +115,8 @@ def _one(path: Path, request: dict[str, Any], timeout_s: float, memory_mb: int) 
         [(_, result)] = list(pool.run([(0, path, request)]))
     if isinstance(result, DocanalystError):
         raise result
+    from docanalyst.pipeline import Prepared  # at run time: pipeline imports this module
+
     plan = request.get("plan")
     expected = Document if plan is None else Measured if plan.get("measure") else Prepared
     if not isinstance(result, expected):  # a reader answering another kind of request
