@@ -22,6 +22,21 @@ UNSEEN_CONTRACT = CUAD / "EcoScienceSolutionsInc_20171117_8-K_EX-10.1_10956472_E
 LONG_CONTRACT = CUAD / "WaterNowInc_20191120_10-Q_EX-10.12_11900227_EX-10.12_Distributor Agreement.pdf"
 
 
+def pdf_from_objects(objects: list[bytes]) -> bytes:
+    """A PDF file from its numbered objects (object 1 is the catalog), with a correct xref table: for fixtures
+    that need bytes PyMuPDF would not write (shared content streams, raw fonts)."""
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
     """The installed models (from the README's set-up), never a hub; fail loudly if they are missing."""

@@ -32,7 +32,7 @@ from docanalyst.pdf import load_pdf
 from docanalyst.pipeline import Analyzer, ExtractOptions, Prepared
 from docanalyst.tokenization import MAX_COMPOSED_CHARS, estimate_tokenizer, model_tokenizer
 
-from conftest import ROOT, SAMPLE_CONTRACT
+from conftest import ROOT, SAMPLE_CONTRACT, pdf_from_objects
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS memory caps are a Linux feature")
 
@@ -51,17 +51,8 @@ def shared_stream_bomb(folder: Path, pages: int, lines: int = 60) -> Path:
     page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
     page += b"/Resources << /Font << /F1 4 0 R >> >> >>"
     objects += [page] * pages
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     path = folder / f"bomb-{pages}.pdf"
-    path.write_bytes(bytes(out))
+    path.write_bytes(pdf_from_objects(objects))
     return path
 
 

@@ -22,7 +22,7 @@ from docanalyst.errors import DamagedPdfError, EncryptedPdfError, NotAPdfError, 
 from docanalyst.isolation import PdfMemoryError, PdfTimeoutError, load_pdf_isolated
 from docanalyst.pdf import load_pdf
 
-from conftest import CORPUS, SAMPLE_CONTRACT
+from conftest import CORPUS, SAMPLE_CONTRACT, pdf_from_objects
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS memory caps are a Linux feature")
 
@@ -36,16 +36,7 @@ def raw_pdf(stream: bytes, resources: bytes = b"<< /Font << /F1 5 0 R >> >>") ->
         b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return pdf_from_objects(objects)
 
 
 def text_bomb(folder: Path, million_chars: int = 20) -> Path:
