@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from docanalyst.config import Settings
-    from docanalyst.engine import VllmEngine
+    from docanalyst.engines import VllmEngine
     from docanalyst.models import EMBEDDED_DIR
     from docanalyst.pipeline import Analyzer, ExtractOptions
     from docanalyst.profiles import get_profile

@@ -52,7 +52,7 @@ if str(REPO) not in sys.path:
 # Only the GPU-free, PDF-free layers of docanalyst (no pipeline/cli/pdf/store imports).
 from docanalyst.budget import reserve_for  # noqa: E402
 from docanalyst.document import Document, PageContent, build_document  # noqa: E402
-from docanalyst.engine import GenerationRequest, VllmEngine  # noqa: E402
+from docanalyst.engines import GenerationRequest, VllmEngine  # noqa: E402
 from docanalyst.profiles import get_profile  # noqa: E402
 from docanalyst.prompting import build_prompt, load_template  # noqa: E402
 from docanalyst.schemas import RESULT_MODELS, json_schema_for  # noqa: E402

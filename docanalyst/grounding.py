@@ -23,17 +23,18 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 from rapidfuzz import fuzz
 
 from docanalyst.document import Document
 from docanalyst.schemas import iter_cited
+from docanalyst.statuses import QuoteStatus
 
-Status = Literal["exact", "normalised", "fuzzy", "not_found", "no_quote"]
+Status = QuoteStatus  # the name grounding has always used
 FUZZY_MIN = 90.0
 FUZZY_MIN_CHARS = 20
-_FOUND = ("exact", "normalised", "fuzzy")
+_FOUND = tuple(s for s in QuoteStatus if s.found)
 _TRANSLATE = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "–": "-", "—": "-",
                             "‐": "-", "‑": "-", "\u00ad": ""})  # fmt: skip
 _HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
@@ -194,35 +195,35 @@ class DocumentIndex:
     def locate(self, quote: str, page: int | None) -> Match:
         quote = quote.strip()
         if not quote:
-            return Match("no_quote")
+            return Match(QuoteStatus.NO_QUOTE)
         cited = self.document.page(page) if page is not None and 1 <= page <= self.document.page_count else None
         # exact
         if cited is not None:
             at = find_word(self.text, quote, cited.start, cited.end)
             if at >= 0:
-                return self._match("exact", at, at + len(quote))
+                return self._match(QuoteStatus.EXACT, at, at + len(quote))
         at = find_word(self.text, quote)
         if at >= 0:
-            return self._match("exact", at, at + len(quote))
+            return self._match(QuoteStatus.EXACT, at, at + len(quote))
         # normalised
         needle = normalise(quote)
         if not needle:
-            return Match("no_quote")
+            return Match(QuoteStatus.NO_QUOTE)
         if cited is not None:
             norm, where = self._page(cited.number)
             at = find_word(norm, needle)
             if at >= 0:
-                return self._match("normalised", *self._span(where, at, at + len(needle)))
+                return self._match(QuoteStatus.NORMALISED, *self._span(where, at, at + len(needle)))
         norm, where = self._document()
         at = find_word(norm, needle)
         if at >= 0:
-            return self._match("normalised", *self._span(where, at, at + len(needle)))
+            return self._match(QuoteStatus.NORMALISED, *self._span(where, at, at + len(needle)))
         return self._fuzzy(needle, cited.number if cited is not None else None)
 
     def _fuzzy(self, needle: str, cited: int | None) -> Match:
         """Cited page first, then every page; the best whole-word alignment wins."""
         if len(needle) < FUZZY_MIN_CHARS:
-            return Match("not_found")
+            return Match(QuoteStatus.NOT_FOUND)
         best: tuple[float, int, int] | None = None
         order = [cited] if cited is not None else []
         order += [p.number for p in self.document.pages if p.number not in order]
@@ -239,8 +240,8 @@ class DocumentIndex:
                 if number == order[0] and words[0] >= 99.9:
                     break
         if best is not None:
-            return self._match("fuzzy", best[1], best[2], score=round(best[0], 1))
-        return Match("not_found")
+            return self._match(QuoteStatus.FUZZY, best[1], best[2], score=round(best[0], 1))
+        return Match(QuoteStatus.NOT_FOUND)
 
     def _match(self, status: Status, start: int, end: int, score: float | None = None) -> Match:
         return Match(status, start, end, self.document.page_at(start), 100.0 if score is None else score)
@@ -256,7 +257,10 @@ class GroundedField:
     found_page: int | None = None  # the page the quote is really on
     span_start: int | None = None
     span_end: int | None = None
-    score: float | None = None
+    score: float | None = None  # the quote's match score (grounding)
+    # The value's confidence in [0, 1] from the engine's token probabilities (confidence.py); None when the engine
+    # gave none or the run was stored before confidences existed.
+    confidence: float | None = None
 
     @property
     def quote_found(self) -> bool:
@@ -270,16 +274,20 @@ class GroundedField:
         return {**asdict(self), "quote_found": self.quote_found, "page_match": self.page_match}
 
 
-def ground(document: Document, result: dict[str, Any]) -> list[GroundedField]:
-    """Ground every cited value of a validated result (a ``model_dump()``), in field order."""
+def ground(
+    document: Document, result: dict[str, Any], confidences: dict[str, float] | None = None
+) -> list[GroundedField]:
+    """Ground every cited value of a validated result (a ``model_dump()``), in field order; ``confidences``
+    (by field path, from ``confidence.field_confidences``) is carried onto each field."""
     index = DocumentIndex(document)
+    confidences = confidences or {}
     out: list[GroundedField] = []
     for path, cited in iter_cited(result):
         quote, page = cited.get("quote"), cited.get("page")
-        match = index.locate(quote, page) if quote else Match("no_quote")
+        match = index.locate(quote, page) if quote else Match(QuoteStatus.NO_QUOTE)
         out.append(
             GroundedField(path, cited.get("value"), quote, page, match.status, match.page, match.start, match.end,
-                          match.score)
+                          match.score, confidences.get(path))
         )  # fmt: skip
     return out
 
@@ -301,7 +309,7 @@ class GroundingSummary:
 
 
 def summarise(fields: list[GroundedField]) -> GroundingSummary:
-    quoted = [f for f in fields if f.status != "no_quote"]
+    quoted = [f for f in fields if f.status != QuoteStatus.NO_QUOTE]
     found = [f for f in quoted if f.quote_found]
     return GroundingSummary(len(quoted), len(found), sum(f.page_match for f in found), len(quoted) - len(found))
 
@@ -319,4 +327,5 @@ def annotate(result: dict[str, Any], fields: list[GroundedField]) -> dict[str, A
             cited["quote_found"] = field.quote_found
             cited["found_page"] = field.found_page
             cited["span"] = [field.span_start, field.span_end] if field.span_start is not None else None
+            cited["confidence"] = field.confidence
     return annotated

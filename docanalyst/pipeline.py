@@ -28,7 +28,7 @@ from docanalyst.budget import (
 )
 from docanalyst.config import Settings
 from docanalyst.document import Document
-from docanalyst.engine import Engine, GenerationRequest, GenerationResult
+from docanalyst.engines import Engine, GenerationRequest, GenerationResult
 from docanalyst.errors import (
     BudgetError,
     ConfigError,
@@ -45,6 +45,8 @@ from docanalyst.profiles import EngineProfile, default_profile_name, get_profile
 from docanalyst.prompting import BuiltPrompt, PromptTemplate, build_prompt, load_template
 from docanalyst.salvage import salvage
 from docanalyst.schemas import RESULT_MODELS, schema_hash
+from docanalyst.statuses import FLAGGED_STATUSES as FLAGGED_STATUSES  # re-exported: callers import it here
+from docanalyst.statuses import Fit, QuoteStatus, RunStatus, Verdict
 from docanalyst.store import DocumentRow, FieldRow, RunRow, Store
 from docanalyst.tokenization import TokenCounter, estimate_tokenizer, model_tokenizer
 
@@ -52,9 +54,6 @@ EngineFactory = Callable[[EngineProfile, str], Engine]
 Progress = Callable[[str, str], None]  # (path, stage)
 
 
-# Every status a stored run can end with: `batch --resume` and `eval` reuse them all (greedy decoding would give
-# the same answer again); `extract` reuses only valid results.
-FLAGGED_STATUSES = ("ok", "partial", "invalid", "truncated", "ungrounded")
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ class ExtractOptions:
     max_output_tokens: int | None = None
     # Stored runs with these statuses answer the same question again without the engine. `extract` reuses
     # only valid results; `batch --resume` also counts flagged ones (greedy decoding would repeat them).
-    reuse_statuses: tuple[str, ...] = ("ok",)
+    reuse_statuses: tuple[str, ...] = (RunStatus.OK,)
     # --strict: a value whose quote cannot be found in the document fails the run (status "ungrounded").
     strict: bool = False
     # Reading: OCR of pages that are only images (Tesseract), and the limits of the isolated reader process.
@@ -106,7 +105,7 @@ class Outcome:
     or error."""
 
     path: str
-    status: str
+    status: RunStatus
     document: Document | None = None
     template: PromptTemplate | None = None
     profile: str | None = None
@@ -124,7 +123,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("ok", "cached")
+        return self.status.usable
 
     def as_json(self) -> dict[str, Any]:
         doc = self.document
@@ -173,7 +172,7 @@ class _Job:
 
 def default_engine_factory(settings: Settings) -> EngineFactory:
     def build(profile: EngineProfile, model_ref: str) -> Engine:
-        from docanalyst.engine import VllmEngine
+        from docanalyst.engines import VllmEngine
 
         return VllmEngine(profile, model_ref, cpu_kv_cache_gib=settings.cpu_kv_cache_gib)
 
@@ -282,7 +281,7 @@ class Analyzer:
         )
         return longer, long_ref, long_name, long_report, long_prompt, [note]
 
-    def budget(self, path: str | Path, options: ExtractOptions) -> tuple[Document, BudgetReport, str]:
+    def budget(self, path: str | Path, options: ExtractOptions) -> tuple[Document, BudgetReport, Verdict]:
         """The `tokens` command: a report for the requested profile, no engine, no error when too long. Counted
         in a reader process (isolation.measure_isolated), bounded like reading: a text bomb's exact count takes
         gigabytes."""
@@ -291,21 +290,21 @@ class Analyzer:
         measured = measure_isolated(self.settings, path, options)
         return measured.document, measured.report, measured.verdict
 
-    def measure_document(self, document: Document, options: ExtractOptions) -> tuple[BudgetReport, str]:
+    def measure_document(self, document: Document, options: ExtractOptions) -> tuple[BudgetReport, Verdict]:
         """What ``budget`` runs in the reader process: the exact report and the verdict."""
         template = load_template(options.template)
         profile = get_profile(default_profile_name(options.profile or self.settings.profile))
         model_ref, _ = self.resolve_model(profile, options.model_path)
         report, _ = measure(document, template, profile, self.tokenizer_for(model_ref, profile))
-        verdict = "fits"
+        verdict = Verdict(Fit.FITS)
         if not report.fits:
-            verdict = "too-long"
+            verdict = Verdict(Fit.TOO_LONG)
             if profile.long_fallback:
                 longer = get_profile(profile.long_fallback)
                 long_ref, _ = self.resolve_model(longer, options.model_path)
                 long_report, _ = measure(document, template, longer, self.tokenizer_for(long_ref, longer))
                 if long_report.fits:
-                    verdict = f"needs {longer.name} (YaRN)"
+                    verdict = Verdict(Fit.NEEDS_LONG, longer.name)
         return report, verdict
 
     # ---- engine -----------------------------------------------------------------------------
@@ -433,7 +432,7 @@ class Analyzer:
         jobs: list[_Job] = []
         asks: list[tuple[str | None, str | None]] = [("ask", q) for q in questions] + [(t, None) for t in templates]
         for template_name, question in asks:
-            outcome = Outcome(path=str(path), status="error")
+            outcome = Outcome(path=str(path), status=RunStatus.ERROR)
             outcomes.append(outcome)
             try:
                 job = self.admit(prepared, base, outcome, template_name=template_name, question=question)
@@ -455,7 +454,7 @@ class Analyzer:
         outcomes: list[Outcome] = []
         jobs: list[_Job] = []
         for raw_path in paths:
-            outcome = Outcome(path=str(raw_path), status="error")
+            outcome = Outcome(path=str(raw_path), status=RunStatus.ERROR)
             outcomes.append(outcome)
             try:
                 say(outcome.path, "reading")
@@ -500,7 +499,7 @@ class Analyzer:
             except DocanalystError as exc:
                 for job in pending:
                     job.outcome.error = exc
-                    self._finish(job, "failed", None, options)
+                    self._finish(job, RunStatus.FAILED, None, options)
                 return
             elapsed = time.perf_counter() - t0
             retry: list[_Job] = []
@@ -538,7 +537,7 @@ class Analyzer:
                 f"the model's answer was cut off at max_tokens={job.max_tokens} (finish_reason=length)",
                 "the JSON is incomplete",
             )
-            return self._salvage(job, options, problem, OutputTruncatedError("; ".join(problem), **where), "truncated")
+            return self._salvage(job, options, problem, OutputTruncatedError("; ".join(problem), **where), RunStatus.TRUNCATED)
         try:
             parsed = job.result_model.model_validate(
                 json.loads(result.text), context={"page_count": job.document.page_count}
@@ -556,12 +555,12 @@ class Analyzer:
                 job.max_tokens = min(job.max_tokens, job.profile.max_model_len - job.prompt.tokens)
                 return True
             problem = ("the model's answer is not valid after one re-ask", message)
-            return self._salvage(job, options, problem, OutputValidationError(": ".join(problem), **where), "invalid")
-        self._finish(job, "ok", parsed.model_dump(mode="json"), options)
+            return self._salvage(job, options, problem, OutputValidationError(": ".join(problem), **where), RunStatus.INVALID)
+        self._finish(job, RunStatus.OK, parsed.model_dump(mode="json"), options)
         return False
 
     def _salvage(
-        self, job: _Job, options: ExtractOptions, problem: tuple[str, str], error: DocanalystError, status: str
+        self, job: _Job, options: ExtractOptions, problem: tuple[str, str], error: DocanalystError, status: RunStatus
     ) -> bool:
         """Keep every complete, valid field of a failed answer as a partial run; with none, the plain failure."""
         kept = salvage(job.raw or "", job.result_model, job.document.page_count)
@@ -579,7 +578,7 @@ class Analyzer:
             path=job.document.path,
             document_id=job.document.id,
         )
-        self._finish(job, "partial", kept.result, options)
+        self._finish(job, RunStatus.PARTIAL, kept.result, options)
         return False
 
     def _account(self, job: _Job, result: GenerationResult) -> None:
@@ -592,7 +591,7 @@ class Analyzer:
         if result.decode_tokens_per_s is not None:
             job.outcome.timings["decode_tok_s"] = round(result.decode_tokens_per_s, 2)
 
-    def _finish(self, job: _Job, status: str, result: dict[str, Any] | None, options: ExtractOptions) -> None:
+    def _finish(self, job: _Job, status: RunStatus, result: dict[str, Any] | None, options: ExtractOptions) -> None:
         outcome = job.outcome
         outcome.status = status
         if self.engine_start_s is not None:
@@ -602,9 +601,9 @@ class Analyzer:
         outcome.fields = fields
         outcome.result = annotate(result, fields) if result is not None else None
         grounding = summarise(fields)
-        if status == "ok" and options.strict and grounding.not_found:
-            status = outcome.status = "ungrounded"
-            missing = ", ".join(f.path for f in fields if f.status == "not_found")
+        if status == RunStatus.OK and options.strict and grounding.not_found:
+            status = outcome.status = RunStatus.UNGROUNDED
+            missing = ", ".join(f.path for f in fields if f.status == QuoteStatus.NOT_FOUND)
             outcome.error = UngroundedError(
                 f"{grounding.not_found} of {grounding.quotes} quotes were not found in the document "
                 f"(--strict): {missing}",
@@ -649,7 +648,7 @@ class Analyzer:
             quotes_total=grounding.quotes if result is not None else None,
             quotes_found=grounding.found if result is not None else None,
             grounding_rate=grounding.rate,
-            missing_json=json.dumps(outcome.missing) if status == "partial" else None,
+            missing_json=json.dumps(outcome.missing) if status == RunStatus.PARTIAL else None,
         )
         doc_row = DocumentRow(
             sha256=doc.sha256,
@@ -679,7 +678,7 @@ class Analyzer:
         outcome.run_id = self.store.save_run(doc_row, run, rows)
 
     def _fill_from_run(self, outcome: Outcome, run: RunRow) -> None:
-        outcome.status = "cached"
+        outcome.status = RunStatus.CACHED
         outcome.run_id = run.id
         outcome.result = run.result
         outcome.missing = run.missing

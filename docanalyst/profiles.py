@@ -64,7 +64,7 @@ class EngineProfile:
     max_output_tokens: int = 2048
     # This profile's caps on the templates' string and list bounds (a small model gets shorter quotes).
     output_bounds: OutputBounds = field(default_factory=OutputBounds)
-    # Force the end of a loop inside a string or a list (engine_guard.py); changes nothing without a loop.
+    # Force the end of a loop inside a string or a list (engines/guard.py); changes nothing without a loop.
     repetition_guard: bool = True
     # Extraction is greedy (temperature 0, fixed seed); a mild repetition penalty keeps a small model
     # from looping inside a string until max_tokens (SmolLM2-135M: 2 of 2 contracts truncated at 1.0,

@@ -115,7 +115,7 @@ class ModelTokenizer:
 
     @cached_property
     def guard_ids(self) -> dict[str, Any] | None:
-        """The token ids the repetition guard needs (engine_guard.py): every token holding a ``"`` (a loop whose
+        """The token ids the repetition guard needs (engines/guard.py): every token holding a ``"`` (a loop whose
         unit has none is inside one string), and the tokens that close a string and a list. None when the
         vocabulary lacks a bare ``"`` or ``]``."""
         vocab = self._tok.get_vocab(with_added_tokens=False)

@@ -80,7 +80,7 @@ class SharedEngine:
 
 @pytest.fixture(scope="session")
 def embedded_engine(base_settings: Settings) -> Iterator[object]:
-    from docanalyst.engine import VllmEngine
+    from docanalyst.engines import VllmEngine
     from docanalyst.profiles import get_profile
 
     engine = VllmEngine(get_profile("embedded"), base_settings.models_dir / EMBEDDED_DIR, cpu_kv_cache_gib=3)
@@ -90,7 +90,7 @@ def embedded_engine(base_settings: Settings) -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def tiny_engine(base_settings: Settings) -> Iterator[object]:
-    from docanalyst.engine import VllmEngine
+    from docanalyst.engines import VllmEngine
     from docanalyst.profiles import get_profile
 
     engine = VllmEngine(get_profile("qwen3-next-tiny"), base_settings.models_dir / TINY_QWEN_DIR, cpu_kv_cache_gib=3)

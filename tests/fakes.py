@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from docanalyst.engine import GenerationRequest, GenerationResult
+from docanalyst.engines import GenerationRequest, GenerationResult
 from docanalyst.profiles import EngineProfile
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from docanalyst.document import PageContent, build_document
-from docanalyst.engine import GenerationRequest
+from docanalyst.engines import GenerationRequest
 from docanalyst.models import TINY_QWEN_DIR
 from docanalyst.profiles import get_profile
 from docanalyst.prompting import build_prompt, load_template

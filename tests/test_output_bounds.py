@@ -131,7 +131,7 @@ def test_salvage_drops_an_invalid_field_and_finds_nothing_in_nothing() -> None:
 
 
 def test_loop_period_finds_only_real_loops() -> None:
-    from docanalyst.engine_guard import loop_period
+    from docanalyst.engines.guard import loop_period
 
     assert loop_period([5] * 11) is None and loop_period([5] * 12) == 1
     unit = [10, 11, 12, 13, 14]

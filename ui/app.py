@@ -81,10 +81,11 @@ def page_image(path: str, page: int, quote: str | None, password: str | None) ->
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def document_info(path: str, password: str | None) -> dict[str, Any] | None:
-    from docanalyst.pdf import load_pdf
-
+    """The document's text and warnings, read by the same time/memory-bounded reader process as the CLI
+    (Analyzer.load -> isolation.load_pdf_isolated): an uploaded file is never parsed in the web app's process.
+    Cached, so the reader process is paid once per file, not per rerun."""
     try:
-        doc = load_pdf(path, password)
+        doc = Analyzer(Settings.from_env()).load(path, ExtractOptions(password=password))
     except DocanalystError:
         return None
     return {

@@ -19,7 +19,7 @@ from typing import Any
 
 from docanalyst import exporting
 from docanalyst.config import Settings
-from docanalyst.engine import Engine
+from docanalyst.engines import Engine
 from docanalyst.errors import DocanalystError, EngineError
 from docanalyst.evaluation import report as eval_report
 from docanalyst.profiles import EngineProfile
@@ -131,7 +131,7 @@ class EngineHolder:
     def _factory(self) -> Callable[[EngineProfile, str], Engine]:
         if ENGINE_FACTORY is not None:
             return ENGINE_FACTORY
-        from docanalyst.engine import VllmEngine
+        from docanalyst.engines import VllmEngine
 
         kv = self.settings.cpu_kv_cache_gib
         return lambda profile, model_ref: VllmEngine(profile, model_ref, cpu_kv_cache_gib=kv)

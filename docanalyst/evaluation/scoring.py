@@ -9,6 +9,17 @@ List fields (parties, authors) are matched item by item, one prediction to one l
 prediction (same normalised name) is one claim, not two.
 
 precision = right / (right + wrong + spurious), recall = right / (right + wrong + missing).
+
+Ranked, CUAD-style (Hendrycks et al. 2021, their evaluate.py): every claim (a value the model gave: right, wrong
+or spurious) carries its confidence (confidence.py). Lowering a threshold from the top admits claims in order of
+confidence; a claim below it is not made, so its label (if any) counts as missing and the recall's denominator,
+the labelled values, stays fixed. Each threshold gives one (recall, precision) point, from the anchor (0, 1).
+As in CUAD, precision is made non-increasing in recall (each point takes the best precision at any higher
+recall), **precision at 80 % recall** is that precision at the highest threshold whose recall reaches 0.8
+(0 when even all claims do not reach it), and **AUPR** is the trapezoid area under those points. CUAD sweeps a
+grid of thresholds (0.99, 0.98, ... 0.01, 0.001, 0); we sweep every distinct confidence, the grid's limit, since
+our confidences bunch above 0.99. A field with no labelled value, or with a claim that has no confidence (a run
+stored before confidences), has no ranked figures (None).
 """
 
 from __future__ import annotations
@@ -62,6 +73,15 @@ class Counts:
         return {**asdict(self), **rounded}
 
 
+@dataclass(frozen=True)
+class Claim:
+    """One value the model gave for a field, with its confidence, and whether it matched a label."""
+
+    value: str
+    confidence: float | None
+    right: bool
+
+
 @dataclass
 class FieldScore:
     field: str
@@ -69,6 +89,7 @@ class FieldScore:
     expected: list[str]
     predicted: list[str]
     counts: Counts = dataclass_field(default_factory=Counts)
+    claims: list[Claim] = dataclass_field(default_factory=list)  # right + wrong + spurious, ranked later
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,37 +98,53 @@ class FieldScore:
             "expected": self.expected,
             "predicted": self.predicted,
             **asdict(self.counts),
+            "claims": [asdict(c) for c in self.claims],
         }
 
 
-def predicted_values(result: Mapping[str, Any] | None, spec: FieldSpec) -> list[str]:
-    """The values a result gives for a field (null-like strings such as "Not specified" dropped)."""
+def predictions(result: Mapping[str, Any] | None, spec: FieldSpec) -> list[tuple[str, float | None]]:
+    """The values a result gives for a field with their confidences (null-like strings such as "Not specified"
+    dropped; the confidence is None in results stored before confidences)."""
     if not result:
         return []
     raw = result.get(spec.name)
     items = raw if isinstance(raw, list) else [raw]
-    values: list[str] = []
+    values: list[tuple[str, float | None]] = []
     for item in items:
         value = item.get("value") if isinstance(item, Mapping) else item
+        confidence = item.get("confidence") if isinstance(item, Mapping) else None
         if isinstance(value, str) and not is_null(value):
-            values.append(value.strip())
+            values.append((value.strip(), float(confidence) if isinstance(confidence, int | float) else None))
     return values
 
 
-def _dedupe(values: Sequence[str], kind: str) -> list[str]:
+def predicted_values(result: Mapping[str, Any] | None, spec: FieldSpec) -> list[str]:
+    """The values a result gives for a field (null-like strings such as "Not specified" dropped)."""
+    return [value for value, _ in predictions(result, spec)]
+
+
+def _dedupe(values: Sequence[str], kind: str) -> list[int]:
+    """Indices of the first occurrence of each distinct value (a repeat is one claim, with the first's score)."""
     seen: set[str] = set()
-    kept: list[str] = []
-    for value in values:
+    kept: list[int] = []
+    for i, value in enumerate(values):
         key = name_key(value) if kind == "names" else plain(value)
         if key not in seen:
             seen.add(key)
-            kept.append(value)
+            kept.append(i)
     return kept
 
 
-def score_field(spec: FieldSpec, expected: Expected, predicted: Sequence[str]) -> FieldScore:
+def score_field(
+    spec: FieldSpec,
+    expected: Expected,
+    predicted: Sequence[str],
+    confidences: Sequence[float | None] | None = None,
+) -> FieldScore:
+    """Count one field of one document; ``confidences`` (parallel to ``predicted``) go onto its claims."""
     counts = Counts()
     score = FieldScore(spec.name, spec.kind, list(expected.values), list(predicted), counts)
+    conf = list(confidences) if confidences is not None else [None] * len(predicted)
     wanted = list(expected.values)
     if not spec.many:
         got = predicted[0] if predicted else None
@@ -119,22 +156,27 @@ def score_field(spec: FieldSpec, expected: Expected, predicted: Sequence[str]) -
             counts.right = 1
         else:
             counts.wrong = 1
+        if got:
+            score.claims.append(Claim(got, conf[0], bool(counts.right)))
         return score
-    claims = _dedupe(predicted, spec.kind)
-    if not wanted and not claims:
+    firsts = _dedupe(predicted, spec.kind)
+    if not wanted and not firsts:
         counts.absent_ok = 1
         return score
     unmatched = list(range(len(wanted)))
-    for claim in claims:
+    for at in firsts:
+        claim = predicted[at]
         hit = next((i for i in unmatched if values_match(spec.kind, claim, wanted[i])), None)
         if hit is None and expected.aliases and any(values_match(spec.kind, claim, a) for a in expected.aliases):
             # a defined term ("Customer"): credit the first label still open, else it is a repeat
             hit = unmatched[0] if unmatched else -1
         if hit is None:
             counts.spurious += 1
+            score.claims.append(Claim(claim, conf[at], False))
         elif hit >= 0:
             unmatched.remove(hit)
             counts.right += 1
+            score.claims.append(Claim(claim, conf[at], True))
     counts.missing = len(unmatched)
     return score
 
@@ -143,8 +185,12 @@ def score_result(
     result: Mapping[str, Any] | None, labels: Mapping[str, Expected], specs: Mapping[str, FieldSpec]
 ) -> list[FieldScore]:
     """Every labelled field of one document; ``result`` None (no valid answer) leaves every label missing."""
-    return [score_field(specs[name], expected, predicted_values(result, specs[name])) for name, expected in
-            labels.items() if name in specs]  # fmt: skip
+    scores: list[FieldScore] = []
+    for name, expected in labels.items():
+        if name in specs:
+            given = predictions(result, specs[name])
+            scores.append(score_field(specs[name], expected, [v for v, _ in given], [c for _, c in given]))
+    return scores
 
 
 def total(scores: Iterable[FieldScore]) -> Counts:
@@ -159,3 +205,74 @@ def by_field(scores: Iterable[FieldScore]) -> dict[str, Counts]:
     for s in scores:
         out.setdefault(s.field, Counts()).add(s.counts)
     return out
+
+
+def pr_points(claims: Sequence[tuple[float, bool]], labelled: int) -> list[tuple[float, float]]:
+    """(recall, precision) at each distinct confidence, highest first, after the anchor (0, 1); ``claims`` are
+    (confidence, right) pairs and ``labelled`` the values the labels hold (right + wrong + missing)."""
+    points = [(0.0, 1.0)]
+    ordered = sorted(claims, key=lambda c: -c[0])
+    right = claimed = i = 0
+    while i < len(ordered):
+        threshold = ordered[i][0]
+        while i < len(ordered) and ordered[i][0] == threshold:
+            claimed += 1
+            right += ordered[i][1]
+            i += 1
+        points.append((right / labelled, right / claimed))
+    return points
+
+
+def interpolated(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """CUAD's ``process_precisions``: each precision raised to the best precision at any later point."""
+    out: list[tuple[float, float]] = []
+    best = 0.0
+    for recall, precision in reversed(points):
+        best = max(best, precision)
+        out.append((recall, best))
+    return out[::-1]
+
+
+def aupr(claims: Sequence[tuple[float, bool]], labelled: int) -> float | None:
+    """Area under the interpolated precision-recall points (trapezoids); None when nothing is labelled."""
+    if labelled <= 0:
+        return None
+    points = interpolated(pr_points(claims, labelled))
+    return sum((r1 - r0) * (p0 + p1) / 2 for (r0, p0), (r1, p1) in zip(points, points[1:], strict=False))
+
+
+def precision_at_recall(claims: Sequence[tuple[float, bool]], labelled: int, recall: float = 0.8) -> float | None:
+    """The interpolated precision at the highest threshold whose recall reaches ``recall``: 0.0 when the claims
+    never reach it, None when nothing is labelled."""
+    if labelled <= 0:
+        return None
+    for r, p in interpolated(pr_points(claims, labelled)):
+        if r >= recall - 1e-12:
+            return p
+    return 0.0
+
+
+def ranked(scores: Iterable[FieldScore]) -> dict[str, float | int | None]:
+    """CUAD's figures for a set of field scores pooled together (one field over all documents, or all fields):
+    AUPR and precision at 80 % recall; None without labels or when a claim has no confidence."""
+    scores = list(scores)
+    claims = [c for s in scores for c in s.claims]
+    labelled = sum(s.counts.right + s.counts.wrong + s.counts.missing for s in scores)
+    unscored = sum(c.confidence is None for c in claims)
+    pairs = [(float(c.confidence), c.right) for c in claims if c.confidence is not None]
+    usable = not unscored
+    area = aupr(pairs, labelled) if usable else None
+    at80 = precision_at_recall(pairs, labelled, 0.8) if usable else None
+    return {
+        "aupr": None if area is None else round(area, 4),
+        "precision_at_80_recall": None if at80 is None else round(at80, 4),
+        "claims": len(claims),
+        "claims_without_confidence": unscored,
+    }
+
+
+def ranked_by_field(scores: Iterable[FieldScore]) -> dict[str, dict[str, float | int | None]]:
+    groups: dict[str, list[FieldScore]] = {}
+    for s in scores:
+        groups.setdefault(s.field, []).append(s)
+    return {name: ranked(group) for name, group in groups.items()}

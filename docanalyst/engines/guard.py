@@ -8,8 +8,8 @@ the loop: the closing ``"`` when the unit holds no quote character (the loop is 
 closing ``]`` (the loop is a repeated list item). It only ever picks a token the grammar allows at that point,
 and it changes nothing while there is no loop, so answers without a loop are the same with or without it.
 
-Part of the engine layer: vLLM loads this class by name in its engine process (``LLM(logits_processors=…)``),
-and a request opts in through ``SamplingParams.extra_args[GUARD_KEY]``.
+Part of the engine layer: vLLM loads this class by name (``base.GUARD_CLASS``) in its engine process
+(``LLM(logits_processors=…)``), and a request opts in through ``SamplingParams.extra_args[GUARD_KEY]``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
-from docanalyst.engine import GUARD_KEY
+from docanalyst.engines.base import GUARD_KEY
 
 MAX_PERIOD = 48  # longest repeated unit looked for, in tokens (a list item of a small model fits)
 REPEATS = 3  # the unit must occur this many times in a row

@@ -1,8 +1,9 @@
-"""The inference engine: in-process ``vllm.LLM`` behind one narrow, batch-first interface.
+"""The in-process vLLM backend: ``vllm.LLM`` behind the narrow, batch-first ``Engine`` protocol (base.py).
 
-This is the only module that imports vLLM, and only inside ``VllmEngine.__init__``: importing docanalyst
-stays fast and GPU-free. Requests carry token ids (we tokenise ourselves, see prompting.py), so what we
-count is what the engine sees and the raw-vLLM benchmark can send the very same ids.
+With guard.py, the only module that imports vLLM, and only inside its methods: importing docanalyst stays
+fast and GPU-free. The module is named ``vllm`` inside the ``engines`` package; absolute imports (the
+default in Python 3) make ``from vllm import LLM`` here find the real vLLM, never this file. Requests carry
+token ids, so the raw-vLLM benchmark can send the very same ids to ``VllmEngine.llm``.
 """
 
 from __future__ import annotations
@@ -11,64 +12,13 @@ import contextlib
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from docanalyst import quiet
+from docanalyst.engines.base import GUARD_CLASS, GUARD_KEY, EngineInfo, GenerationRequest, GenerationResult
 from docanalyst.errors import EngineError
 from docanalyst.profiles import EngineProfile
-
-# Loaded by name in vLLM's engine process; the key under which a request carries its settings.
-GUARD_CLASS = "docanalyst.engine_guard:RepetitionGuard"
-GUARD_KEY = "docanalyst_guard"
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    prompt_token_ids: Sequence[int]
-    max_tokens: int
-    json_schema: Mapping[str, Any] | None = None
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0
-    seed: int = 0
-    repetition_penalty: float = 1.0
-    # The repetition guard's settings for this request (engine_guard.py), or None to leave it off.
-    guard: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    text: str
-    finish_reason: str | None
-    prompt_tokens: int
-    cached_tokens: int
-    completion_tokens: int
-    ttft_s: float | None = None  # time to first token (arrival -> first token), vLLM's per-request stats
-    decode_s: float | None = None  # first token -> last token
-
-    @property
-    def decode_tokens_per_s(self) -> float | None:
-        if not self.decode_s or self.completion_tokens < 2:
-            return None
-        return (self.completion_tokens - 1) / self.decode_s
-
-
-class Engine(Protocol):
-    profile: EngineProfile
-    model_name: str
-
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass
-class EngineInfo:
-    start_s: float
-    kv_cache_tokens: int | None
-    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def _structured(schema: Mapping[str, Any]) -> dict[str, Any]:

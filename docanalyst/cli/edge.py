@@ -1,0 +1,147 @@
+"""The error edge: the only place where errors become one plain line on stderr and an exit code.
+
+vLLM and its engine process print to fd 1; while the engine runs, fd 1 points at stderr (``stdout_to_stderr``)
+and our own output goes to the real stdout, so ``--json`` output is exactly one JSON object per document.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, Any
+
+import typer
+
+from docanalyst import quiet
+from docanalyst.display import one_line
+from docanalyst.errors import DocanalystError
+
+
+class State:
+    """What the root ``--debug`` set for this invocation (read by ``main`` for tracebacks)."""
+
+    debug = False
+
+
+def set_debug(value: bool) -> bool:
+    """The root ``--debug``: engine logs and tracebacks back on. Eager, so it is read before the other options
+    are checked and before anything starts the engine."""
+    if value:
+        State.debug = True
+        quiet.loud()
+    return value
+
+
+def hoist_debug(args: Sequence[str]) -> list[str]:
+    """``docanalyst extract x.pdf --debug`` as users type it: ``--debug`` anywhere before a ``--`` is taken out
+    and given to the root, where the one ``--debug`` option lives (a command declares none of its own)."""
+    args = list(args)
+    end = args.index("--") if "--" in args else len(args)
+    head = [a for a in args[:end] if a != "--debug"]
+    if len(head) == end:
+        return args
+    return ["--debug", *head, *args[end:]]
+
+
+@contextmanager
+def stdout_to_stderr(stream_results: bool = False) -> Iterator[None]:
+    """While the engine runs, fd 1 points at stderr: vLLM's engine process inherits fd 1 when it starts,
+    so it can never write into our output. Results printed meanwhile (``stream_results``, for --jsonl)
+    go through sys.stdout to the original stdout; otherwise sys.stdout also points at stderr."""
+    sys.stdout.flush()
+    saved_obj = sys.stdout
+    try:
+        saved_fd = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:
+        saved_fd = -1
+    stream: IO[str] | None = None
+    if not stream_results:
+        sys.stdout = sys.stderr
+    elif saved_fd >= 0 and _uses_fd1(saved_obj):
+        stream = open(os.dup(saved_fd), "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+        sys.stdout = stream
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stdout = saved_obj
+        if stream is not None:
+            stream.close()
+        if saved_fd >= 0:
+            os.dup2(saved_fd, 1)
+            os.close(saved_fd)
+
+
+def _uses_fd1(stream: IO[str]) -> bool:
+    try:
+        return stream.fileno() == 1
+    except (OSError, ValueError, AttributeError):
+        return False  # a test runner's in-memory stream
+
+
+def usage_error_types() -> tuple[type[BaseException], ...]:
+    """The exception typer raises for a usage error: from the click it vendors (``typer._click``, typer 0.2x)
+    or, for an older typer, from click itself. Either way it knows how to show itself and its exit code (2)."""
+    import importlib
+
+    found: list[type[BaseException]] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def _traceback() -> None:
+    if State.debug:
+        import traceback
+
+        traceback.print_exc()
+
+
+def main() -> None:
+    """Console-script entry: import-safe (vLLM spawns processes), one-line errors, proper exit codes.
+
+    Every failure ends in one line on stderr: typer's usage message (exit 2) for a bad command line, ``error: ...``
+    with the error's own exit code for what DocanalystError covers, and ``internal error`` (70) only for a bug.
+    """
+    quiet.quiet()  # before anything can import vLLM; --debug (read while the command line is parsed) undoes it
+    State.debug = False
+    from docanalyst import lifecycle
+    from docanalyst.cli import app
+
+    try:
+        with lifecycle.stopping():  # SIGINT/SIGTERM at any moment: the whole process tree ends, exit 130/143
+            code = app(args=hoist_debug(sys.argv[1:]), standalone_mode=False)
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a line and a code here
+        code = _exit_code(exc)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _exit_code(exc: BaseException) -> Any:
+    """One line on stderr for ``exc`` and the exit code it stands for."""
+    if isinstance(exc, usage_error_types()):
+        exc.show()  # type: ignore[attr-defined]
+        return exc.exit_code  # type: ignore[attr-defined]
+    if isinstance(exc, typer.Abort | KeyboardInterrupt):
+        print("aborted", file=sys.stderr)
+        return 130
+    if isinstance(exc, DocanalystError):
+        _traceback()
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    if isinstance(exc, BrokenPipeError):  # `docanalyst export | head`: the reader left; nothing more to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    if isinstance(exc, Exception):
+        _traceback()
+        print(
+            f"internal error: {type(exc).__name__}: {one_line(str(exc))} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 70
+    raise exc  # SystemExit from lifecycle (130/143) and the like pass through unchanged
