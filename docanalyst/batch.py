@@ -14,13 +14,16 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from docanalyst.config import Settings
 from docanalyst.errors import BudgetError, DocanalystError, PdfError
+from docanalyst.generation import Job
 from docanalyst.isolation import PdfTimeoutError, ReaderPool, Result, prepare_request
-from docanalyst.pipeline import Analyzer, ExtractOptions, Outcome, Prepared, _Job
+from docanalyst.pipeline import Analyzer, ExtractOptions, Outcome, Prepared
+from docanalyst.statuses import BatchEvent, RunStatus
 
 
 class PrepareTimeoutError(DocanalystError):
@@ -86,7 +89,7 @@ class _Reading(threading.Thread):
         self.join(timeout=10)
 
 
-Event = Callable[[str, Outcome | None, dict[str, Any]], None]
+Event = Callable[[BatchEvent, Outcome | None, dict[str, Any]], None]
 
 
 def run_batch(
@@ -124,86 +127,86 @@ def run_batch(
     finally:
         reading.close()
     batch.settle_copies()
-    return batch.outcomes
+    return [outcome for outcome in batch.outcomes if outcome is not None]
 
 
 class _Batch:
-    """The consumer's side of run_batch: admission in file order, the engine's start, chunks, copies."""
+    """The consumer's side of run_batch: the Analyzer's admit -> generate -> finish loop, fed in file order,
+    with the engine started early and identical files analysed once."""
 
     def __init__(
         self, analyzer: Analyzer, paths: Sequence[Path], options: ExtractOptions, size: int, on_event: Event | None
     ) -> None:
         self.analyzer, self.options, self.size = analyzer, options, size
         self.emit = on_event or (lambda _kind, _outcome, _info: None)
-        self.outcomes = [Outcome(path=str(p), status="error") for p in paths]
-        self.jobs: list[_Job] = []
-        self.first_by_content: dict[str, Outcome] = {}  # two files with the same bytes are analysed once
-        self.copies: list[tuple[Outcome, Outcome]] = []
+        self.outcomes: list[Outcome | None] = [None] * len(paths)
+        self.paths = [str(p) for p in paths]
+        self.jobs: list[tuple[int, Job]] = []
+        self.first_by_content: dict[str, int] = {}  # two files with the same bytes are analysed once
+        self.copies: list[tuple[int, int]] = []  # (copy, original)
         self.engine_error: DocanalystError | None = None
         self.engine_started = False
 
+    def done(self, index: int, outcome: Outcome) -> None:
+        self.outcomes[index] = outcome
+        self.emit(BatchEvent.DONE, outcome, {})
+
     def admit(self, index: int, result: Result, unread: int) -> None:
-        outcome = self.outcomes[index]
         if isinstance(result, DocanalystError):
-            outcome.error = result
-            outcome.status = "skipped" if isinstance(result, BudgetError) else "error"
-            self.emit("done", outcome, {})
+            status = RunStatus.SKIPPED if isinstance(result, BudgetError) else RunStatus.ERROR
+            self.done(index, Outcome.failed(self.paths[index], result, status))
             return
         assert isinstance(result, Prepared)
         original = self.first_by_content.get(result.document.sha256)
         if original is not None:
-            self.copies.append((outcome, original))
+            self.copies.append((index, original))
             return
-        self.first_by_content[result.document.sha256] = outcome
+        self.first_by_content[result.document.sha256] = index
         try:
-            job = self.analyzer.admit(result, self.options, outcome)
+            admitted = self.analyzer.admit(result, self.options)
         except DocanalystError as exc:
-            outcome.error = exc
-            self.emit("done", outcome, {})
+            self.done(index, Outcome.failed(self.paths[index], exc))
             return
-        self.emit("read", outcome, {"pages": result.document.page_count, "tokens": result.budget.prompt_tokens})
-        if job is None:
-            self.emit("done", outcome, {})
+        info = {"pages": result.document.page_count, "tokens": result.budget.prompt_tokens}
+        self.emit(BatchEvent.READ, admitted if isinstance(admitted, Outcome) else None, info)
+        if isinstance(admitted, Outcome):
+            self.done(index, admitted)
             return
-        self.jobs.append(job)
+        self.jobs.append((index, admitted))
         if not self.engine_started:
-            self.start_engine(job, len(self.jobs) + unread - 1)
+            self.start_engine(admitted, len(self.jobs) + unread - 1)
 
-    def start_engine(self, job: _Job, documents: int) -> None:
+    def start_engine(self, job: Job, documents: int) -> None:
         """Build the engine for the first document that needs one, while the reading thread reads on (a
         resumed batch whose documents are all stored never starts it)."""
         self.engine_started = True
-        self.emit("engine", None, {"documents": documents})
+        self.emit(BatchEvent.ENGINE, None, {"documents": documents})
         try:
-            self.analyzer.engine(job.profile, job.model_ref)
-        except DocanalystError as exc:  # reported on every document that needed it, as run_jobs does
+            self.analyzer.engine(job.plan.profile, job.plan.model_ref)
+        except DocanalystError as exc:  # reported on every document that needed it, as generate does
             self.engine_error = exc
 
     def generate(self, count: int) -> None:
         chunk, self.jobs = self.jobs[:count], self.jobs[count:]
+        jobs = [job for _, job in chunk]
         if self.engine_error is not None:
-            for job in chunk:
-                job.outcome.error = self.engine_error
+            outcomes = [Outcome.of_job(job, RunStatus.ERROR, error=self.engine_error) for job in jobs]
         else:
-            self.analyzer.run_jobs(chunk, self.options)
-        for job in chunk:
-            self.emit("done", job.outcome, {})
+            outcomes = self.analyzer.generate(jobs, self.options)
+        for (index, _), outcome in zip(chunk, outcomes, strict=True):
+            self.done(index, outcome)
 
     def settle_copies(self) -> None:
-        for copy, original in self.copies:
-            copy.status = "cached" if original.ok else original.status
-            copy.document, copy.template, copy.profile, copy.model = (
-                original.document,
-                original.template,
-                original.profile,
-                original.model,
-            )
-            copy.result, copy.fields, copy.run_id, copy.error = (
-                original.result,
-                original.fields,
-                original.run_id,
-                original.error,
-            )
-            copy.budget, copy.usage = original.budget, dict(original.usage)
-            copy.notes = [f"same content as {original.path}: analysed once (run {original.run_id})"]
-            self.emit("done", copy, {})
+        for index, first in self.copies:
+            original = self.outcomes[first]
+            assert original is not None
+            self.done(index, replace(
+                original,
+                path=self.paths[index],
+                status=RunStatus.CACHED if original.ok else original.status,
+                usage=dict(original.usage),
+                timings={},
+                notes=[f"same content as {original.path}: analysed once (run {original.run_id})"],
+                question=None,
+                missing=[],
+            ))  # fmt: skip

@@ -8,17 +8,15 @@ estimate.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 from docanalyst.document import Document
 from docanalyst.errors import BudgetError, ConfigError
 from docanalyst.output_bounds import apply_bounds, worst_case_tokens
 from docanalyst.profiles import EngineProfile
 from docanalyst.prompting import BuiltPrompt, PromptTemplate, build_prompt, overhead_tokens
-from docanalyst.schemas import RESULT_MODELS, json_schema_for
+from docanalyst.schemas import json_schema_for
 from docanalyst.tokenization import TokenCounter
-
-Verdict = Literal["fits", "needs-long-profile", "too-long"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,7 @@ class BudgetReport:
 
 def answer_schema(template: PromptTemplate, profile: EngineProfile, page_count: int) -> dict[str, Any]:
     """The schema sent to structured decoding: the template's, pages bounded, narrowed to the profile's bounds."""
-    return apply_bounds(json_schema_for(RESULT_MODELS[template.name], page_count), profile.output_bounds)
+    return apply_bounds(json_schema_for(template.result_model, page_count), profile.output_bounds)
 
 
 def reserve_for(template: PromptTemplate, profile: EngineProfile, tokenizer: TokenCounter, page_count: int) -> int:
@@ -90,14 +88,6 @@ def measure(
         counter=tokenizer.name,
     )
     return report, prompt
-
-
-def verdict(report: BudgetReport, fallback: BudgetReport | None) -> Verdict:
-    if report.fits:
-        return "fits"
-    if fallback is not None and fallback.fits:
-        return "needs-long-profile"
-    return "too-long"
 
 
 def over_budget_error(report: BudgetReport, *, path: str, document_id: str, hint: str = "") -> BudgetError:

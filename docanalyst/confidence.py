@@ -26,6 +26,7 @@ Pure: no engine, no tokenizer, no adapter; the engine layer supplies the token t
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import math
@@ -33,6 +34,7 @@ from collections.abc import Iterator, Sequence
 from typing import Literal
 
 Aggregation = Literal["min", "mean"]
+AGGREGATIONS: tuple[Aggregation, ...] = ("min", "mean")  # each evaluation compares them on its labels
 DEFAULT_AGGREGATION: Aggregation = "min"
 _DECODER = json.JSONDecoder()
 _SPACE = " \t\r\n"
@@ -56,8 +58,8 @@ def token_offsets(text: str, token_texts: Sequence[str]) -> list[tuple[int, int]
         at += len(piece)
         ends.append(at)
     starts = [end - len(piece) for end, piece in zip(ends, token_texts, strict=True)]
-    if joined == text:
-        return list(zip(starts, ends, strict=True))
+    if joined.startswith(text):  # the usual case; a special token at the end (EOS) is text the answer omits
+        return [(min(s, len(text)), min(e, len(text))) for s, e in zip(starts, ends, strict=True)]
     where = [-1] * (len(joined) + 1)  # joined offset -> text offset, where the two agree
     for block in difflib.SequenceMatcher(None, joined, text, autojunk=False).get_matching_blocks():
         for k in range(block.size + 1):
@@ -75,10 +77,8 @@ def value_spans(text: str) -> dict[str, tuple[int, int]]:
     keyed by the same field path ``schemas.iter_cited`` gives ("parties[1]", "term"). Values after the point
     where a truncated text breaks are absent."""
     spans: dict[str, tuple[int, int]] = {}
-    try:
+    with contextlib.suppress(_Cut):  # a cut-off answer: the spans read before the cut stand
         _read(text, _skip(text, 0), "", spans)
-    except _Cut:
-        pass
     return spans
 
 
@@ -173,6 +173,23 @@ def field_confidences(
         if score is not None:
             scores[path] = round(score, 6)
     return scores
+
+
+def pack(token_texts: Sequence[str] | None, token_logprobs: Sequence[float] | None) -> str | None:
+    """The tokens of an answer as stored with its run (``runs.token_logprobs_json``), so that a stored run can be
+    scored again with another aggregation; log-probabilities rounded to 6 places (a probability to ~1e-6)."""
+    if not token_texts or not token_logprobs or len(token_texts) != len(token_logprobs):
+        return None
+    rounded = [round(lp, 6) if math.isfinite(lp) else -1e9 for lp in token_logprobs]
+    return json.dumps({"tokens": list(token_texts), "logprobs": rounded}, ensure_ascii=False)
+
+
+def unpack(stored: str | None) -> tuple[list[str], list[float]] | None:
+    """``pack``'s inverse; None for runs stored without tokens."""
+    if not stored:
+        return None
+    data = json.loads(stored)
+    return [str(t) for t in data["tokens"]], [float(lp) for lp in data["logprobs"]]
 
 
 def below(confidence: float | None, minimum: float | None) -> bool:

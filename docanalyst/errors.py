@@ -58,6 +58,10 @@ class ConfigError(DocanalystError):
     exit_code = 2
 
 
+class TemplateError(ConfigError):
+    """A template that cannot be used: unknown name, unreadable file, or one bad key (named, as in the file)."""
+
+
 class PdfError(DocanalystError):
     """The file cannot be turned into a document."""
 

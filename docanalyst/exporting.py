@@ -1,4 +1,11 @@
-"""Stored runs as plain records and as JSON / JSONL / CSV text: one definition for the CLI and the web app."""
+"""Stored runs as plain records and as JSON / JSONL / CSV text: one definition for the CLI and the web app.
+
+Every value carries its confidence (confidence.py; empty for runs stored before there were any). With
+``min_confidence`` a record leaves out the values below it by ``confidence.below``, the one rule the CLI's
+``--min-confidence`` and the web app share: the per-value rows (``fields``, the CSV rows, the wide CSV's cells)
+drop them and the record lists their paths under ``hidden``. The ``result`` stays the model's answer as stored,
+each value with its confidence beside it: a record never silently rewrites what the model said.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +15,18 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from docanalyst.confidence import below
 from docanalyst.store import DocumentRow, FieldRow, RunRow
 
-FIELD_COLUMNS = ["path", "value", "quote", "page", "quote_found", "quote_status", "found_page"]
+FIELD_COLUMNS = ["path", "value", "confidence", "quote", "page", "quote_found", "quote_status", "found_page"]
 RUN_COLUMNS = ["run_id", "document", "sha256", "template", "profile", "model", "status"]
 
 
-def run_record(run: RunRow, doc: DocumentRow, fields: Sequence[FieldRow] | None) -> dict[str, Any]:
-    """Everything stored about one run; ``fields`` None leaves the per-field rows out (listings)."""
+def run_record(
+    run: RunRow, doc: DocumentRow, fields: Sequence[FieldRow] | None, min_confidence: float | None = None
+) -> dict[str, Any]:
+    """Everything stored about one run; ``fields`` None leaves the per-field rows out (listings).
+    ``min_confidence``: values below it are left out of ``fields`` and named in ``hidden`` (module doc)."""
     data: dict[str, Any] = {
         "run_id": run.id,
         "created_at": run.created_at.isoformat(),
@@ -43,10 +54,15 @@ def run_record(run: RunRow, doc: DocumentRow, fields: Sequence[FieldRow] | None)
         "docanalyst_version": run.docanalyst_version,
     }
     if fields is not None:
+        if min_confidence is not None:
+            data["min_confidence"] = min_confidence
+            data["hidden"] = [f.path for f in fields if below(f.confidence, min_confidence)]
+            fields = [f for f in fields if not below(f.confidence, min_confidence)]
         data["fields"] = [
             {
                 "path": f.path,
                 "value": f.value,
+                "confidence": f.confidence,
                 "quote": f.quote,
                 "page": f.page,
                 "quote_found": f.quote_found,
@@ -85,12 +101,13 @@ def to_field_csv(records: Sequence[dict[str, Any]]) -> str:
         if not fields:
             writer.writerow([*_head(record), *([""] * len(FIELD_COLUMNS))])
         for f in fields:
-            writer.writerow([*_head(record), *(f[c] for c in FIELD_COLUMNS)])
+            writer.writerow([*_head(record), *(_blank(f[c]) if c == "confidence" else f[c] for c in FIELD_COLUMNS)])
     return buffer.getvalue()
 
 
 def to_wide_csv(records: Sequence[dict[str, Any]]) -> str:
-    """One row per run; for each field path a value column, plus its page and whether the quote was found."""
+    """One row per run; for each field path a value column, plus its confidence, its page and whether the quote
+    was found (a value hidden by ``min_confidence`` leaves its cells empty)."""
     paths: list[str] = []
     for record in records:
         for f in record.get("fields") or []:
@@ -98,12 +115,18 @@ def to_wide_csv(records: Sequence[dict[str, Any]]) -> str:
                 paths.append(f["path"])
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([*RUN_COLUMNS, "error", *(c for p in paths for c in (p, f"{p}.page", f"{p}.quote_found"))])
+    heads = (c for p in paths for c in (p, f"{p}.confidence", f"{p}.page", f"{p}.quote_found"))
+    writer.writerow([*RUN_COLUMNS, "error", *heads])
     for record in records:
         by_path = {f["path"]: f for f in record.get("fields") or []}
         row = [*_head(record), record["error"] or ""]
         for p in paths:
             f = by_path.get(p)
-            row += [f["value"], f["page"], f["quote_found"]] if f else ["", "", ""]
+            row += [f["value"], _blank(f["confidence"]), f["page"], f["quote_found"]] if f else ["", "", "", ""]
         writer.writerow(row)
     return buffer.getvalue()
+
+
+def _blank(confidence: float | None) -> Any:
+    """A confidence in a CSV cell: empty for none (runs stored before confidences), never the word "None"."""
+    return "" if confidence is None else confidence

@@ -38,7 +38,8 @@ from docanalyst.reader_answers import PdfTextLimitError as PdfTextLimitError
 
 if TYPE_CHECKING:
     from docanalyst.config import Settings
-    from docanalyst.pipeline import ExtractOptions, Prepared
+    from docanalyst.options import ExtractOptions
+    from docanalyst.planning import Prepared
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MEMORY_MB = 2048
@@ -92,7 +93,7 @@ def prepare_isolated(
     """``Analyzer.prepare`` in a reader process: read, check, and count tokens (bounded by the options'
     ``read_timeout_s`` and ``read_memory_mb``). Raises what reading or planning raised (BudgetError included)."""
     path = Path(path)
-    from docanalyst.pipeline import Prepared
+    from docanalyst.planning import Prepared
 
     result = _one(
         path, prepare_request(settings, path, options, max_chars), options.read_timeout_s, options.read_memory_mb
@@ -115,7 +116,7 @@ def _one(path: Path, request: dict[str, Any], timeout_s: float, memory_mb: int) 
         [(_, result)] = list(pool.run([(0, path, request)]))
     if isinstance(result, DocanalystError):
         raise result
-    from docanalyst.pipeline import Prepared  # at run time: pipeline imports this module
+    from docanalyst.planning import Prepared  # at run time: a reader that only reads never loads planning
 
     plan = request.get("plan")
     expected = Document if plan is None else Measured if plan.get("measure") else Prepared
@@ -209,7 +210,7 @@ class ReaderPool:
         planning: bool = False,
     ):
         """``planning``: the readers will also check and measure (prepare requests), so they import the
-        pipeline before their clock starts."""
+        planning before their clock starts."""
         self.workers, self.timeout_s, self.memory_mb, self.planning = max(1, workers), timeout_s, memory_mb, planning
         self.started = 0  # reader processes started so far (a benchmark and the tests look)
         self._idle: list[_Reader] = []

@@ -15,13 +15,18 @@ from functools import lru_cache
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import BaseModel
 
 from docanalyst.document import Document
 from docanalyst.errors import ConfigError
-from docanalyst.schemas import RESULT_MODELS
+from docanalyst.schemas import AnswerResult
+from docanalyst.templates import BUILTIN_NAMES, Template, get_template
+from docanalyst.templates.models import FieldSpec, field_specs
+from docanalyst.templates.spec import TemplateSpec
 from docanalyst.tokenization import TokenCounter
 
-TEMPLATES = tuple(RESULT_MODELS)  # the extraction templates and "ask" (a free-form question)
+ASK = "ask"
+TEMPLATES = (*BUILTIN_NAMES, ASK)  # the built-in extraction templates and "ask" (a free-form question)
 _SPLIT = "\x00DOCANALYST-TASK\x00"
 # Text from outside (the document, its title, a question, the model's own earlier answer) travels between these
 # two marks through the templates, so that it is tokenised as text only: a "<|im_start|>" inside a PDF stays
@@ -39,14 +44,25 @@ def prompts_dir() -> Path:
 
 @dataclass(frozen=True)
 class PromptTemplate:
+    """What the pipeline needs of a template: its name, version and hash (stored with each run and part of the
+    run cache key), the result model it validates against, and the declaration its task is rendered from
+    (``None`` for the question prompt, ``ask.j2``)."""
+
     name: str
     version: int
     source: str
     sha256: str
+    result_model: type[BaseModel] = AnswerResult
+    spec: TemplateSpec | None = None
 
     @property
     def label(self) -> str:
         return f"{self.name}@v{self.version}"
+
+    @property
+    def field_specs(self) -> dict[str, FieldSpec]:
+        """How `docanalyst eval` scores each field (none for a question)."""
+        return field_specs(self.spec) if self.spec is not None else {}
 
 
 @lru_cache(maxsize=1)
@@ -59,25 +75,47 @@ def _env() -> Environment:
     )
 
 
-@lru_cache(maxsize=32)
-def load_template(name: str) -> PromptTemplate:
+@lru_cache(maxsize=8)
+def _prompt_file(name: str) -> tuple[str, int]:
+    """A prompt file's text and the version in its header."""
     path = prompts_dir() / f"{name}.j2"
-    if not path.exists():
-        raise ConfigError(f"unknown template {name!r}; choose one of: {', '.join(TEMPLATES)}")
     source = path.read_text("utf-8")
     match = _HEADER.search(source.splitlines()[0] if source else "")
     if not match or match["name"] != name:
         raise ConfigError(f"template {name}.j2 lacks its version header", path=path)
+    return source, int(match["version"])
+
+
+def prompt_template(template: Template) -> PromptTemplate:
+    """An extraction template as the pipeline uses it; its hash is the declaration's (Template.sha256)."""
     return PromptTemplate(
-        name=name,
-        version=int(match["version"]),
-        source=source,
-        sha256=hashlib.sha256(source.encode()).hexdigest()[:16],
+        name=template.name,
+        version=template.version,
+        source=_prompt_file("extract")[0],
+        sha256=template.sha256,
+        result_model=template.result_model,
+        spec=template.spec,
     )
+
+
+def load_template(ref: str) -> PromptTemplate:
+    """``ask``, a built-in name, a name from DOCANALYST_HOME/templates, or a template file's path (a file is
+    read again on every call, so an edit is seen at once; see templates/registry.py)."""
+    if ref == ASK:
+        source, version = _prompt_file(ASK)
+        return PromptTemplate(ASK, version, source, hashlib.sha256(source.encode()).hexdigest()[:16])
+    return prompt_template(get_template(ref))
 
 
 def _render(name: str, **values: object) -> str:
     return _env().get_template(f"{name}.j2").render(**values).strip("\n")
+
+
+def task_text(template: PromptTemplate, question: str | None = None) -> str:
+    """The task part of the prompt: the question prompt, or the declaration's task and field list."""
+    if template.spec is None:
+        return _render(template.name, question=data(question or ""))
+    return _render("extract", task=template.spec.task, fields=template.spec.fields)
 
 
 def data(text: str) -> str:
@@ -141,7 +179,7 @@ def build_prompt(
     document_text: str | None = None,
     question: str | None = None,
 ) -> BuiltPrompt:
-    task = _render(template.name, question=data(question or ""))
+    task = task_text(template, question)
     if reask_error:
         task += "\n" + _render("reask", error=data(reask_error[:600]))
     user = document_block(document, document_text) + "\n\n" + _SPLIT + task

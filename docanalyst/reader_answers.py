@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 from docanalyst import errors
 from docanalyst.document import Document, Page
 from docanalyst.errors import BudgetError, DamagedPdfError, DocanalystError, PdfError
+from docanalyst.statuses import Verdict
 
 if TYPE_CHECKING:
     from docanalyst.budget import BudgetReport
-    from docanalyst.pipeline import Prepared
+    from docanalyst.planning import Prepared
 
 PHASE = "docanalyst-reader-phase: "  # a stderr line naming what the reader is doing (a crash leaves no answer)
 
@@ -44,7 +45,7 @@ class Measured:
 
     document: Document
     report: BudgetReport
-    verdict: str
+    verdict: Verdict
 
 
 # Errors the child may name in its answer; anything else arrives as DamagedPdfError.
@@ -68,7 +69,9 @@ def answer_result(path: Path, returncode: int, answer: Any, err: str, memory_mb:
     if kind in ("document", "prepared", "measured"):
         try:
             if kind == "measured":
-                return Measured(_document(answer["document"]), _report(answer["report"]), str(answer["verdict"]))
+                return Measured(
+                    _document(answer["document"]), _report(answer["report"]), Verdict.parse(str(answer["verdict"]))
+                )
             return _document(answer["document"]) if kind == "document" else _prepared(path, answer["prepared"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PdfError("the reader process answered something that is not a document", path=path) from exc
@@ -109,7 +112,7 @@ def _document(data: dict[str, Any]) -> Document:
 
 def _prepared(path: Path, data: dict[str, Any]) -> Prepared:
     from docanalyst.budget import BudgetReport
-    from docanalyst.pipeline import Prepared
+    from docanalyst.planning import Prepared
     from docanalyst.prompting import BuiltPrompt
 
     prompt = data["prompt"]

@@ -1,7 +1,8 @@
 """The reader process behind ``docanalyst.isolation``: one JSON request per line in, one JSON answer out.
 
-It reads a file with ``docanalyst.pdf`` (and, for a prepare request, checks and measures it with the
-pipeline's own ``Analyzer``) under an address-space cap set afresh for every file, and answers in JSON only.
+It reads a file with ``docanalyst.pdf`` (and, for a prepare request, checks and measures it with
+``docanalyst.planning``, as the pipeline would) under an address-space cap set afresh for every file, and
+answers in JSON only.
 It retires itself after running out of memory, after keeping much more memory than it started with, or after
 many files; the parent (isolation.ReaderPool) then starts a fresh one.
 """
@@ -22,9 +23,7 @@ from docanalyst.isolation import MAX_TEXT_CHARS, RETIRE_AFTER_FILES, RETIRE_GROW
 from docanalyst.reader_answers import PHASE, PdfTextLimitError
 
 if TYPE_CHECKING:
-    from docanalyst.pipeline import Analyzer
-
-_ANALYZERS: dict[str, Any] = {}
+    from docanalyst.config import Settings
 
 
 def _status_kb(field: str) -> int:
@@ -95,7 +94,7 @@ def child_main() -> None:
     import docanalyst.pdf  # before the baseline below is taken
 
     if sys.argv[2:3] == ["plan"]:
-        import docanalyst.pipeline  # noqa: F401
+        import docanalyst.planning  # noqa: F401
 
     baseline_kb, served = _status_kb("VmRSS"), 0
     with os.fdopen(answer_fd, "wb") as out:
@@ -156,25 +155,21 @@ def _work(request: dict[str, Any], phase: list[str]) -> dict[str, Any]:
     phase[0] = "counting tokens"
     sys.stderr.write(f"{PHASE}counting tokens\n")  # a Rust abort leaves no answer: the parent reads this
     sys.stderr.flush()
-    from docanalyst.pipeline import ExtractOptions
+    from docanalyst import planning
+    from docanalyst.options import ExtractOptions
 
     options = ExtractOptions(**{**plan["options"], "reuse_statuses": tuple(plan["options"]["reuse_statuses"])})
+    settings = _settings(plan["settings"])
     if plan.get("measure"):
-        report, verdict = _analyzer(plan["settings"]).measure_document(document, options)
+        report, verdict = planning.assess(settings, document, options)
         return {"kind": "measured", "document": asdict(document), "report": asdict(report), "verdict": verdict}
-    prepared = _analyzer(plan["settings"]).prepare_document(request["path"], document, options, read_s)
+    prepared = planning.prepare(settings, request["path"], document, options, read_s)
     return {"kind": "prepared", "prepared": asdict(prepared)}
 
 
-def _analyzer(data: dict[str, Any]) -> Analyzer:
-    """The child's Analyzer for these settings (kept between files: its tokenizers are cached)."""
+def _settings(data: dict[str, Any]) -> Settings:
+    """The parent's settings, from JSON (tokenizers are cached per model folder, so reuse between files holds)."""
     from docanalyst.config import Settings
-    from docanalyst.pipeline import Analyzer
 
-    key = json.dumps(data, sort_keys=True)
-    if _ANALYZERS.get("key") != key:
-        paths = {"home": Path(data["home"]), "corpus_dir": Path(data["corpus_dir"]) if data["corpus_dir"] else None}
-        _ANALYZERS.clear()
-        _ANALYZERS.update(key=key, analyzer=Analyzer(Settings(**{**data, **paths, "extra": dict(data["extra"])})))
-    analyzer: Analyzer = _ANALYZERS["analyzer"]
-    return analyzer
+    paths = {"home": Path(data["home"]), "corpus_dir": Path(data["corpus_dir"]) if data["corpus_dir"] else None}
+    return Settings(**{**data, **paths, "extra": dict(data["extra"])})

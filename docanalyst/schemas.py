@@ -1,4 +1,5 @@
-"""Result schemas: what each template extracts, every value with its evidence (quote + page).
+"""Result schemas: the cited leaf every template's values share (value + quote + page), and the JSON schema
+handed to structured decoding. What each template extracts is declared in docanalyst/templates.
 
 Bounds matter for small models: without ``max_length`` on strings and lists, a tiny model can loop inside
 an array until ``max_tokens``. The page bound depends on the document, so ``json_schema_for`` patches
@@ -16,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 QUOTE_MAX = 300
 VALUE_MAX = 200
-SHORT_LIST = 5
 
 Quote = Annotated[str | None, Field(max_length=QUOTE_MAX, description="exact words copied from the document")]
 PageNo = Annotated[int | None, Field(ge=1, description="page number the quote is on ([Page N] markers)")]
@@ -40,49 +40,6 @@ class Cited(BaseModel):
         return page
 
 
-class Party(Cited):
-    role: str | None = Field(default=None, max_length=80, description="e.g. supplier, customer, licensor")
-
-
-class ContractResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    parties: list[Party] = Field(default_factory=list, max_length=6)
-    agreement_date: Cited = Field(default_factory=Cited)
-    effective_date: Cited = Field(default_factory=Cited)
-    expiration_date: Cited = Field(default_factory=Cited)
-    term: Cited = Field(default_factory=Cited)
-    renewal: Cited = Field(default_factory=Cited)
-    notice_period: Cited = Field(default_factory=Cited)
-    governing_law: Cited = Field(default_factory=Cited)
-    termination_rights: list[Cited] = Field(default_factory=list, max_length=SHORT_LIST)
-    liability_cap: Cited = Field(default_factory=Cited)
-    payment_terms: Cited = Field(default_factory=Cited)
-    key_obligations: list[Cited] = Field(default_factory=list, max_length=SHORT_LIST)
-
-
-class PaperResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    title: Cited = Field(default_factory=Cited)
-    authors: list[Cited] = Field(default_factory=list, max_length=20)
-    abstract: Cited = Field(default_factory=Cited)
-    contributions: list[Cited] = Field(default_factory=list, max_length=SHORT_LIST)
-    methods: list[Cited] = Field(default_factory=list, max_length=SHORT_LIST)
-    datasets: list[Cited] = Field(default_factory=list, max_length=SHORT_LIST)
-    results: list[Cited] = Field(default_factory=list, max_length=SHORT_LIST)
-    limitations: list[Cited] = Field(default_factory=list, max_length=SHORT_LIST)
-
-
-class GenericResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    summary: Cited = Field(default_factory=Cited)
-    key_points: list[Cited] = Field(default_factory=list, max_length=8)
-    entities: list[Cited] = Field(default_factory=list, max_length=10)
-    dates: list[Cited] = Field(default_factory=list, max_length=8)
-
-
 class AnswerResult(BaseModel):
     """``docanalyst ask``: a free-form answer and the passages that support it."""
 
@@ -92,12 +49,21 @@ class AnswerResult(BaseModel):
     citations: list[Cited] = Field(default_factory=list, max_length=5)
 
 
-RESULT_MODELS: dict[str, type[BaseModel]] = {
-    "contract": ContractResult,
-    "paper": PaperResult,
-    "generic": GenericResult,
-    "ask": AnswerResult,
-}
+# The built-in templates' result models are derived from their declarations (docanalyst/templates), which are
+# built on Cited above: they are looked up here on first use, so that this module stays below the registry.
+_DERIVED = {"ContractResult": "contract", "PaperResult": "paper", "GenericResult": "generic"}
+
+
+def __getattr__(name: str) -> Any:
+    """``RESULT_MODELS`` (built-ins and "ask", by name) and ``ContractResult``/``PaperResult``/``GenericResult``:
+    views of the registry, kept for the callers that name a built-in directly."""
+    if name != "RESULT_MODELS" and name not in _DERIVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from docanalyst.templates import builtins
+
+    if name == "RESULT_MODELS":
+        return {**{t.name: t.result_model for t in builtins()}, "ask": AnswerResult}
+    return next(t.result_model for t in builtins() if t.name == _DERIVED[name])
 
 
 def _patch(node: Any, page_count: int) -> None:
@@ -130,9 +96,14 @@ def json_schema_for(model: type[BaseModel], page_count: int) -> dict[str, Any]:
 
 
 def schema_hash(model: type[BaseModel], bounds: object = None) -> str:
-    """Stable hash of the (unpatched) schema and of the profile's output bounds when they narrow it (a run with
-    shorter quotes answers another question): part of the result-cache key and stored with each run."""
+    """Stable hash of the (unpatched) schema, of the template declaration the model was derived from (an edited
+    description or task asks another question, though the schema is the same: templates/models.py), and of
+    the profile's output bounds when they narrow it (a run with shorter quotes answers another question):
+    part of the result-cache key and stored with each run."""
     canonical = json.dumps(model.model_json_schema(), sort_keys=True, separators=(",", ":"))
+    template = getattr(model, "__template_sha256__", None)
+    if template:
+        canonical += f"|template:{template}"
     if bounds is not None and bounds != type(bounds)():
         canonical += repr(bounds)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -7,23 +7,34 @@ same question is not recomputed unless asked to.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Connection, DateTime, Engine, event, func, make_url
+from sqlalchemy import DateTime, func
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
+from docanalyst import __version__
+from docanalyst.database import (
+    is_memory,
+    make_folder,
+    migrate,
+    parse_url,
+    plain_db_error,
+    plain_errors,
+    sqlite_file,
+    sqlite_pragmas,
+    storable_text,
+)
 from docanalyst.display import show_path, storable
 from docanalyst.errors import ConfigError, StoreError
+from docanalyst.grounding import GroundedField
+from docanalyst.runs import RunKey, RunRecord, StoredRun
+from docanalyst.statuses import RunStatus
 
 
 def _now() -> datetime:
@@ -70,6 +81,9 @@ class RunRow(SQLModel, table=True):
     quotes_found: int | None = None
     grounding_rate: float | None = None
     missing_json: str | None = None  # partial runs: the top-level fields the answer did not deliver
+    # The answer's token texts and log-probabilities (confidence.pack): a stored run can be scored again with
+    # another aggregation. NULL for runs stored before confidences (migration 0005) and engines without them.
+    token_logprobs_json: str | None = None
     docanalyst_version: str
     created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
 
@@ -102,6 +116,8 @@ class FieldRow(SQLModel, table=True):
     span_start: int | None = None
     span_end: int | None = None
     score: float | None = None
+    # The value's confidence in [0, 1] (confidence.py); NULL for runs stored before migration 0005.
+    confidence: float | None = None
 
 
 class EvaluationRow(SQLModel, table=True):
@@ -153,139 +169,26 @@ class EvaluationItemRow(SQLModel, table=True):
     quotes_found: int | None = None
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=10000")
-        if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-            # A read-only file is read as it is (a write then says "read-only").
-            with contextlib.suppress(sqlite3.OperationalError):
-                cur.execute("PRAGMA journal_mode=WAL")
-        cur.close()
-
-
-def _parse_url(db_url: str) -> URL:
-    try:
-        return make_url(db_url)
-    except ArgumentError:
-        raise ConfigError(
-            f"not a database URL: {db_url!r} (a file is written sqlite:////absolute/path.db or sqlite:///relative.db)"
-        ) from None
-
-
-def _is_memory(url: URL) -> bool:
-    """``sqlite://`` and ``sqlite:///:memory:``: a database that lives as long as the process."""
-    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
-
-
-def _sqlite_file(url: URL) -> Path | None:
-    """The file of a plain SQLite URL; None for other databases, in-memory ones and ``file:`` URIs."""
-    if url.get_backend_name() != "sqlite" or _is_memory(url) or not url.database:
-        return None
-    return None if url.database.startswith("file:") else Path(url.database)
-
-
-# What SQLite says, and what a person needs to hear; anything else: the first line of the driver's message.
-_PLAIN_DB_ERRORS = (
-    ("readonly database", "the database is read-only"),
-    ("file is not a database", "not a database file"),
-    ("unable to open database file", "cannot open the database file (is its folder writable?)"),
-    ("database is locked", "the database is busy: another process held it for more than 10 s"),
-    ("database or disk is full", "the disk is full"),
-    ("disk I/O error", "a disk I/O error"),
-)
-
-
-def plain_db_error(exc: BaseException) -> str:
-    """One line, no SQL: SQLAlchemy's messages carry the statement, its parameters and a help link."""
-    orig = getattr(exc, "orig", None) or exc
-    if isinstance(orig, OSError) and orig.strerror:
-        return orig.strerror
-    lines = str(orig).strip().splitlines()
-    text = lines[0] if lines else type(orig).__name__
-    return next((phrase for needle, phrase in _PLAIN_DB_ERRORS if needle in text), text)
-
-
-def migrate(db_url: str, connection: Connection | None = None) -> None:
-    """Bring the database to the newest schema (idempotent). Processes opening a new SQLite file at the
-    same moment (two batch runs, the UI) take turns through a lock file beside it, or both would create the
-    tables. An in-memory database is migrated on the ``connection`` that will keep it (no lock, no file)."""
-    from alembic import command
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
-    cfg.attributes["configure_logger"] = False
-    cfg.attributes["connection"] = connection
-    path = _sqlite_file(_parse_url(db_url))
-    if connection is not None or path is None:
-        command.upgrade(cfg, "head")
-        return
-    import fcntl
-
-    try:
-        lock = path.with_suffix(".migrate.lock").open("a")
-    except OSError:  # a read-only folder: nobody can create tables there, so nobody needs to take turns
-        command.upgrade(cfg, "head")
-        return
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            command.upgrade(cfg, "head")
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-@contextmanager
-def _plain_errors(action: str) -> Iterator[None]:
-    """Database failures (a locked, damaged or vanished file) as one StoreError line, never SQL."""
-    try:
-        yield
-    except SQLAlchemyError as exc:
-        raise StoreError(f"{action}: {plain_db_error(exc)}") from exc
-
-
-def _make_folder(folder: Path) -> None:
-    if folder.is_dir():
-        return
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = "a file of that name is in the way" if isinstance(exc, FileExistsError) else exc.strerror
-        raise StoreError(f"cannot create the folder {show_path(folder)} for the database: {reason}") from exc
-
-
-def _storable_text(row: SQLModel) -> None:
-    """Text columns SQLite can take: a file name that is not UTF-8 (or a message quoting it) shown with escapes."""
-    for name in type(row).model_fields:
-        value = getattr(row, name)
-        if isinstance(value, str):
-            setattr(row, name, storable(value))
-
-
 class Store:
     def __init__(self, db_url: str) -> None:
         self.db_url = db_url
-        url = _parse_url(db_url)
+        url = parse_url(db_url)
         shown = url.render_as_string(hide_password=True)
-        path = _sqlite_file(url)
+        path = sqlite_file(url)
         if path is not None:
-            _make_folder(path.parent)
+            make_folder(path.parent)
         try:
-            if _is_memory(url):
+            if is_memory(url):
                 # One connection for the process's life: every new connection to :memory: is another, empty database.
                 self.engine = create_engine(db_url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-                _sqlite_pragmas(self.engine)
+                sqlite_pragmas(self.engine)
                 with self.engine.begin() as connection:
                     migrate(db_url, connection)
             else:
                 migrate(db_url)
                 self.engine = create_engine(db_url)
                 if url.get_backend_name() == "sqlite":
-                    _sqlite_pragmas(self.engine)
+                    sqlite_pragmas(self.engine)
         except (NoSuchModuleError, ModuleNotFoundError) as exc:
             raise ConfigError(f"no driver for the database {shown}: {exc}") from exc
         except Exception as exc:  # SQLAlchemy, Alembic or the OS; the cause matters, not the statement
@@ -299,10 +202,10 @@ class Store:
         schema_hash: str,
         profile: str,
         model: str,
-        statuses: Sequence[str] = ("ok",),
+        statuses: Sequence[str] = (RunStatus.OK,),
         question: str | None = None,
     ) -> RunRow | None:
-        with _plain_errors("could not read the stored runs"), Session(self.engine) as session:
+        with plain_errors("could not read the stored runs"), Session(self.engine) as session:
             stmt = (
                 select(RunRow)
                 .where(
@@ -335,7 +238,7 @@ class Store:
             # An upsert, not read-then-insert: two processes storing the first run of one new document at
             # the same moment must both succeed (measured: 32-39 of 60 such runs were lost with read-then-insert).
             values = {k: storable(v) if isinstance(v, str) else v for k, v in document.model_dump().items()}
-            _storable_text(run)
+            storable_text(run)
             upsert = sqlite_insert(DocumentRow).values(**values)
             upsert = upsert.on_conflict_do_update(
                 index_elements=["sha256"],
@@ -350,13 +253,36 @@ class Store:
             assert run.id is not None
             for row in fields:
                 row.run_id = run.id
-                _storable_text(row)
+                storable_text(row)
                 session.add(row)
             run_id = run.id
         return run_id
 
+    def store_run(self, record: RunRecord) -> int:
+        """A finished run with its document and grounded fields, in one transaction; returns the run id."""
+        return self.save_run(_document_row(record), _run_row(record), [_field_row(f) for f in record.fields])
+
+    def find_run(self, key: RunKey, statuses: Sequence[str] = (RunStatus.OK,)) -> StoredRun | None:
+        """The newest stored run that answers this question (one of ``statuses``), with its grounded fields."""
+        run = self.find_cached(
+            key.document_sha256,
+            key.template,
+            key.template_version,
+            key.schema_hash,
+            key.profile,
+            key.model,
+            statuses=statuses,
+            question=key.question,
+        )
+        if run is None or run.id is None:
+            return None
+        loaded = self.get_run(run.id)
+        usage = {name: getattr(run, name) or 0 for name in ("prompt_tokens", "cached_tokens", "completion_tokens")}
+        fields = [_grounded(f) for f in loaded[2]] if loaded else []
+        return StoredRun(run.id, RunStatus(run.status), run.result, run.missing, usage, run.timings, fields)
+
     def get_run(self, run_id: int) -> tuple[RunRow, DocumentRow, list[FieldRow]] | None:
-        with _plain_errors("could not read the run"), Session(self.engine) as session:
+        with plain_errors("could not read the run"), Session(self.engine) as session:
             run = session.get(RunRow, run_id)
             if run is None:
                 return None
@@ -381,7 +307,7 @@ class Store:
             raise StoreError(f"could not store the evaluation: {plain_db_error(exc)}") from exc
 
     def get_evaluation(self, evaluation_id: int) -> tuple[EvaluationRow, list[EvaluationItemRow]] | None:
-        with _plain_errors("could not read the evaluation"), Session(self.engine) as session:
+        with plain_errors("could not read the evaluation"), Session(self.engine) as session:
             evaluation = session.get(EvaluationRow, evaluation_id)
             if evaluation is None:
                 return None
@@ -389,11 +315,11 @@ class Store:
             return evaluation, list(session.exec(stmt.order_by(col(EvaluationItemRow.id))))
 
     def list_evaluations(self, limit: int = 50) -> list[EvaluationRow]:
-        with _plain_errors("could not read the evaluations"), Session(self.engine) as session:
+        with plain_errors("could not read the evaluations"), Session(self.engine) as session:
             return list(session.exec(select(EvaluationRow).order_by(col(EvaluationRow.id).desc()).limit(limit)))
 
     def list_runs(self, limit: int = 50) -> list[tuple[RunRow, DocumentRow]]:
-        with _plain_errors("could not read the stored runs"), Session(self.engine) as session:
+        with plain_errors("could not read the stored runs"), Session(self.engine) as session:
             stmt = (
                 select(RunRow, DocumentRow)
                 .join(DocumentRow, col(DocumentRow.sha256) == col(RunRow.document_sha256))
@@ -401,3 +327,46 @@ class Store:
                 .limit(limit)
             )
             return [(r, d) for r, d in session.exec(stmt)]
+
+
+# ---- typed runs <-> rows: the only place either is turned into the other --------------------------------------
+def _document_row(record: RunRecord) -> DocumentRow:
+    doc = record.document
+    return DocumentRow(
+        sha256=doc.sha256, path=doc.path, title=doc.title, pages=doc.page_count, chars=doc.char_count,
+        tokens=record.document_tokens,
+    )  # fmt: skip
+
+
+def _run_row(record: RunRecord) -> RunRow:
+    key, answered, usage = record.key, record.result is not None, record.usage
+    return RunRow(
+        document_sha256=key.document_sha256, template=key.template, template_version=key.template_version,
+        template_sha256=record.template_sha256, schema_hash=key.schema_hash, profile=key.profile, model=key.model,
+        sampling_json=json.dumps(dict(record.sampling)), status=record.status, error=record.error,
+        attempts=record.attempts, prompt_tokens=usage.get("prompt_tokens"), cached_tokens=usage.get("cached_tokens"),
+        completion_tokens=usage.get("completion_tokens"), ttft_s=record.timings.get("ttft_s"),
+        total_s=record.timings.get("total_s"), timings_json=json.dumps(dict(record.timings)),
+        result_json=json.dumps(record.result) if answered else None, raw_output=record.raw_output,
+        docanalyst_version=__version__, question=key.question,
+        quotes_total=record.grounding.quotes if answered else None,
+        quotes_found=record.grounding.found if answered else None, grounding_rate=record.grounding.rate,
+        missing_json=json.dumps(list(record.missing)) if record.status == RunStatus.PARTIAL else None,
+        token_logprobs_json=record.token_logprobs_json,
+    )  # fmt: skip
+
+
+def _field_row(f: GroundedField) -> FieldRow:
+    return FieldRow(
+        run_id=0, path=f.path, value=f.value, quote=f.quote, page=f.page, quote_found=f.quote_found,
+        quote_status=f.status, found_page=f.found_page, page_match=f.page_match, span_start=f.span_start,
+        span_end=f.span_end, score=f.score, confidence=f.confidence,
+    )  # fmt: skip
+
+
+def _grounded(row: FieldRow) -> GroundedField:
+    return GroundedField(
+        # the stored word as it is: databases from before migration 0002 hold older words ("found")
+        row.path, row.value, row.quote, row.page, row.quote_status, row.found_page,  # type: ignore[arg-type]
+        row.span_start, row.span_end, row.score, row.confidence,
+    )  # fmt: skip

@@ -38,6 +38,39 @@ Agreement shall not exceed the fees paid by Customer in the twelve (12) months b
 Marcus Reyes, Chief Operating Officer.</p>""",
 ]
 
+# A one-way NDA for the example user template (samples/templates/nda.yaml; labels in tests/data/nda/labels.csv).
+NDA = [
+    """<h2>CONFIDENTIALITY AND NON-DISCLOSURE AGREEMENT</h2>
+<p>This Non-Disclosure Agreement (the "Agreement") is entered into as of May 12, 2025 (the "Effective Date") by
+and between <b>Harbor Peak Biotech, Inc.</b>, a Massachusetts corporation with offices at 40 Pier Street, Boston
+("Disclosing Party"), and <b>Quillon Data Systems LLC</b>, a Texas limited liability company ("Receiving
+Party").</p>
+<p><b>1. Purpose.</b> The Disclosing Party will share certain information with the Receiving Party solely to
+evaluate a possible collaboration on the analysis of clinical trial data (the "Purpose").</p>
+<p><b>2. Confidential Information.</b> "Confidential Information" means all non-public business, technical,
+scientific and clinical information that the Disclosing Party discloses to the Receiving Party, in any form,
+whether or not it is marked as confidential.</p>
+<p><b>3. Exclusions.</b> Confidential Information does not include information that (a) is or becomes publicly
+available through no fault of the Receiving Party; (b) was known to the Receiving Party before its disclosure,
+as shown by written records; (c) is independently developed by the Receiving Party without use of the
+Confidential Information; or (d) is rightfully received from a third party without a duty of confidentiality.</p>
+<p><b>4. Obligations.</b> The Receiving Party shall use the Confidential Information only for the Purpose, shall
+not disclose it to any third party, and shall protect it with at least the care it uses for its own confidential
+information, and no less than reasonable care. Disclosure to employees is allowed only on a need-to-know basis.</p>""",
+    """<p><b>5. Term.</b> This Agreement remains in effect for two (2) years from the Effective Date. The Receiving
+Party's obligations of confidentiality survive for five (5) years after the date of each disclosure.</p>
+<p><b>6. Return of Materials.</b> Within fifteen (15) days after the Disclosing Party's written request, the
+Receiving Party shall return or destroy all Confidential Information and all copies, and shall certify the
+destruction in writing.</p>
+<p><b>7. No License.</b> Nothing in this Agreement grants the Receiving Party any license or right in the
+Confidential Information, except the limited right to use it for the Purpose.</p>
+<p><b>8. Remedies.</b> A breach of this Agreement may cause irreparable harm, and the Disclosing Party may seek
+injunctive relief in addition to any other remedy.</p>
+<p><b>9. Governing Law.</b> This Agreement is governed by the laws of the Commonwealth of Massachusetts.</p>
+<p>Signed for Harbor Peak Biotech, Inc. by Dana Whitfield, Chief Executive Officer, and for Quillon Data
+Systems LLC by Arun Mehta, Managing Member.</p>""",
+]
+
 
 def write(path: Path, pages: list[str], title: str) -> None:
     doc = pymupdf.open()
@@ -62,3 +95,5 @@ def write(path: Path, pages: list[str], title: str) -> None:
 if __name__ == "__main__":
     write(HERE / "northwind-bluefin-services-agreement.pdf", CONTRACT, "Master Services Agreement")
     print("wrote", HERE / "northwind-bluefin-services-agreement.pdf")
+    write(HERE / "harborpeak-quillon-nda.pdf", NDA, "Non-Disclosure Agreement")
+    print("wrote", HERE / "harborpeak-quillon-nda.pdf")

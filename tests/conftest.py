@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from docanalyst.config import Settings
+from docanalyst.engines import Engine, EnginePool
 from docanalyst.models import EMBEDDED_DIR, TINY_QWEN_DIR, is_complete
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,8 +61,44 @@ def db_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> str:
     return settings.db_url
 
 
+@pytest.fixture(scope="session")
+def engine_pool(base_settings: Settings) -> Iterator[EnginePool]:
+    """The session's real engines, each started once on first use and closed at the end. Every test that needs
+    one passes this pool to its Analyzer (``Analyzer(settings, pool=engine_pool)``), which never closes it."""
+    with EnginePool(replace(base_settings, cpu_kv_cache_gib=3), keep=2) as pool:  # embedded and tiny Qwen3-Next
+        yield pool
+
+
+@pytest.fixture(scope="session")
+def embedded_engine(engine_pool: EnginePool, base_settings: Settings) -> Engine:
+    from docanalyst.profiles import get_profile
+
+    return engine_pool.get(get_profile("embedded"), str(base_settings.models_dir / EMBEDDED_DIR))
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(engine_pool: EnginePool, base_settings: Settings) -> Engine:
+    from docanalyst.profiles import get_profile
+
+    return engine_pool.get(get_profile("qwen3-next-tiny"), str(base_settings.models_dir / TINY_QWEN_DIR))
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> list[int]:
+    """Count ``generate`` calls on a real engine for one test (``len`` of the list returned)."""
+    calls: list[int] = []
+    real = engine.generate
+
+    def counted(requests):  # type: ignore[no-untyped-def]
+        calls.append(len(requests))
+        return real(requests)
+
+    monkeypatch.setattr(engine, "generate", counted)
+    return calls
+
+
 class SharedEngine:
-    """Wraps a session engine so the pipeline's close() does not shut it down between tests."""
+    """Compatibility for tests not yet moved to ``engine_pool``/``cli_pool`` (test_eval_engine.py hands the
+    engine to ``cli.ENGINE_FACTORY``, whose pool the CLI closes): forwards everything but ``close``."""
 
     def __init__(self, engine: object) -> None:
         self._engine = engine
@@ -78,29 +115,18 @@ class SharedEngine:
         pass
 
 
-@pytest.fixture(scope="session")
-def embedded_engine(base_settings: Settings) -> Iterator[object]:
-    from docanalyst.engines import VllmEngine
-    from docanalyst.profiles import get_profile
-
-    engine = VllmEngine(get_profile("embedded"), base_settings.models_dir / EMBEDDED_DIR, cpu_kv_cache_gib=3)
-    yield engine
-    engine.close()
-
-
-@pytest.fixture(scope="session")
-def tiny_engine(base_settings: Settings) -> Iterator[object]:
-    from docanalyst.engines import VllmEngine
-    from docanalyst.profiles import get_profile
-
-    engine = VllmEngine(get_profile("qwen3-next-tiny"), base_settings.models_dir / TINY_QWEN_DIR, cpu_kv_cache_gib=3)
-    yield engine
-    engine.close()
-
-
 @pytest.fixture
 def shared_embedded(embedded_engine: object) -> SharedEngine:
     return SharedEngine(embedded_engine)
+
+
+@pytest.fixture
+def cli_pool(engine_pool: EnginePool, monkeypatch: pytest.MonkeyPatch) -> EnginePool:
+    """Commands run in-process (CliRunner) on the session's engines, through the CLI's one engine seam."""
+    from docanalyst.cli import common
+
+    monkeypatch.setattr(common, "engine_pool", lambda: engine_pool)
+    return engine_pool
 
 
 # The session keeps two engines alive at once (embedded and tiny Qwen3-Next), which vLLM can only do with each

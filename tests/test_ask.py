@@ -25,23 +25,28 @@ INJECTION = (
 
 
 @pytest.fixture
-def run_cli(shared_embedded, db_env, monkeypatch):
-    monkeypatch.setattr(cli, "ENGINE_FACTORY", lambda profile, model_ref: shared_embedded)
+def run_cli(cli_pool, db_env):
+    """The commands in-process on the session's engines (conftest's ``cli_pool`` sets the CLI's engine seam)."""
     runner = CliRunner()
     return lambda *args: runner.invoke(cli.app, list(args), catch_exceptions=False)
 
 
 def strip_grounding(obj: dict) -> dict:
-    return {k: v for k, v in obj.items() if k not in ("quote_status", "quote_found", "found_page", "span")}
+    """A value as the model wrote it: without what grounding and scoring added beside it (each confidence is
+    checked to be a probability on the way)."""
+    if "confidence" in obj:
+        assert obj["confidence"] is None or 0.0 <= obj["confidence"] <= 1.0, obj
+    added = ("quote_status", "quote_found", "found_page", "span", "confidence")
+    return {k: v for k, v in obj.items() if k not in added}
 
 
-def test_questions_share_the_cached_document(run_cli, shared_embedded) -> None:
+def test_questions_share_the_cached_document(run_cli, embedded_engine) -> None:
     budget = json.loads(run_cli("tokens", "--json", str(LICENCE)).stdout)
     result = run_cli("ask", str(LICENCE), "Who grants the licence?", "-q", "Which law governs it?", "--json")
     first, second = (json.loads(line) for line in result.stdout.strip().splitlines())
     assert [first["question"], second["question"]] == ["Who grants the licence?", "Which law governs it?"]
     assert first["template"] == second["template"] == "ask"
-    block = shared_embedded.llm.llm_engine.vllm_config.cache_config.block_size
+    block = embedded_engine.llm.llm_engine.vllm_config.cache_config.block_size
     # The second question is served from the prefix cache: the whole document, short of one block.
     assert second["usage"]["cached_tokens"] >= budget["document_tokens"] - block
     document = load_pdf(LICENCE)

@@ -56,11 +56,24 @@ def _synthetic(tokens_wanted: int):
 def test_switch_to_yarn_only_when_allowed(settings) -> None:
     analyzer = Analyzer(settings)
     doc = _synthetic(300_000)
-    profile, _, _, report, _, notes = analyzer.plan(doc, ExtractOptions(profile="qwen3-next", allow_yarn=True))
-    assert profile.name == "qwen3-next-1m" and report.window == 1_010_000 and not report.exact
+    plan = analyzer.plan(doc, ExtractOptions(profile="qwen3-next", allow_yarn=True))
+    assert plan.profile.name == "qwen3-next-1m" and plan.budget.window == 1_010_000 and not plan.budget.exact
+    notes = plan.notes
     assert notes[0].startswith("document needs ") and "using 'qwen3-next-1m' (YaRN, window 1,010,000)" in notes[0]
     with pytest.raises(BudgetError, match="it fits profile 'qwen3-next-1m' \\(YaRN\\): rerun with --allow-yarn"):
         analyzer.plan(doc, ExtractOptions(profile="qwen3-next", allow_yarn=False))
+
+
+def test_tokens_and_extraction_share_one_long_document_rule(settings) -> None:
+    """`docanalyst tokens` says what extraction would do: the long profile when only it fits, else too long."""
+    from docanalyst.planning import assess
+
+    needs_long, too_long = _synthetic(300_000), _synthetic(1_200_000)
+    report, verdict = assess(settings, needs_long, ExtractOptions(profile="qwen3-next"))
+    assert (verdict, verdict.kind, report.profile, report.fits) == ("needs qwen3-next-1m (YaRN)", "needs-long-profile",
+                                                                     "qwen3-next", False)  # fmt: skip
+    assert Analyzer(settings).plan(needs_long, ExtractOptions(profile="qwen3-next")).profile.name == "qwen3-next-1m"
+    assert assess(settings, too_long, ExtractOptions(profile="qwen3-next"))[1] == "too-long"
 
 
 def test_too_long_even_for_yarn(settings) -> None:

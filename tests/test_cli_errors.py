@@ -93,7 +93,6 @@ def corpus(tmp_path: Path) -> dict[str, Path]:
         (["show"], "Missing argument"),
         (["show", "99999999999999999999999"], "less than or equal to 9223372036854775807"),
         (["list", "-n", "0"], "--limit"),
-        (["tokens", "-t", "poem", "{pdf}"], "'poem' is not one of"),
         (["tokens", "--read-timeout", "inf", "{pdf}"], "--read-timeout"),
         (["tokens", "--read-timeout", "nan", "{pdf}"], "--read-timeout"),
         (["tokens", "--max-memory", "100000000000000", "{pdf}"], "--max-memory"),
@@ -134,8 +133,13 @@ def test_usage_errors_are_typers_message_and_exit_2(
             "error: --glob '/etc/*': give a pattern inside the folder, such as '*.pdf' or 'a*/*.pdf'",
         ),
         (["list", "--db", "nonsense"], {}, "error: not a database URL: 'nonsense'"),
+        (
+            ["tokens", "-t", "poem", "x.pdf"],
+            {},
+            "error: unknown template 'poem'; choose one of: contract, paper, generic, or give a .yaml/.json file",
+        ),
     ],
-    ids=["kv-gib-abc", "kv-gib-0", "glob-absolute", "db-url"],
+    ids=["kv-gib-abc", "kv-gib-0", "glob-absolute", "db-url", "template-unknown"],
 )
 def test_configuration_errors_are_one_line_exit_2(
     args: list[str], env: dict[str, str], line: str, corpus: dict[str, Path], db: str

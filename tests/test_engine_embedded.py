@@ -7,6 +7,7 @@ token accounting, storage, cache reuse), not about the small model's judgement.
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from typer.testing import CliRunner
@@ -23,15 +24,35 @@ STATUSES = {"exact", "normalised", "fuzzy", "not_found", "no_quote"}
 FOUND = {"exact", "normalised", "fuzzy"}
 
 
+class Recorded:
+    """The session engine, keeping every result it returns (the token log-probabilities are checked on them)."""
+
+    def __init__(self, engine: object) -> None:
+        self._engine = engine
+        self.results: list = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._engine, name)
+
+    def generate(self, requests):  # type: ignore[no-untyped-def]
+        results = self._engine.generate(requests)  # type: ignore[attr-defined]
+        self.results += results
+        return results
+
+    def close(self) -> None:
+        pass
+
+
 @pytest.fixture
 def run_cli(shared_embedded, db_env, monkeypatch):
-    monkeypatch.setattr(cli, "ENGINE_FACTORY", lambda profile, model_ref: shared_embedded)
+    recorded = Recorded(shared_embedded)
+    monkeypatch.setattr(cli, "ENGINE_FACTORY", lambda profile, model_ref: recorded)
     runner = CliRunner()
 
     def invoke(*args: str):
         return runner.invoke(cli.app, list(args), catch_exceptions=False)
 
-    invoke.engine = shared_embedded  # type: ignore[attr-defined]
+    invoke.engine = recorded  # type: ignore[attr-defined]
     return invoke
 
 
@@ -87,12 +108,14 @@ def test_unseen_contract_end_to_end(run_cli) -> None:
     quotes = check_grounded(out["result"], document)
     grounding = out["grounding"]
     assert grounding["quotes"] == quotes and grounding["found"] + grounding["not_found"] == quotes
+    confidences = check_confidences(run_cli.engine.results, out)  # type: ignore[attr-defined]
 
     shown = run_cli("show", str(out["run_id"]), "--json")
     stored = json.loads(shown.stdout)
     assert stored["run_id"] == out["run_id"] and stored["status"] == "ok"
     assert stored["template_version"] == 2 and stored["schema_hash"] and stored["sampling"]["temperature"] == 0.0
     assert len(stored["fields"]) == sum(1 for _ in iter_cited(out["result"]))
+    assert {f["path"]: f["confidence"] for f in stored["fields"]} == confidences
     human = run_cli("show", str(out["run_id"]))
     assert f"run {out['run_id']}" in human.stdout and "governing_law" in human.stdout
 
@@ -100,6 +123,7 @@ def test_unseen_contract_end_to_end(run_cli) -> None:
     calls = run_cli.engine.calls  # type: ignore[attr-defined]
     again = json.loads(run_cli("extract", str(UNSEEN_CONTRACT), "--json").stdout)
     assert again["status"] == "cached" and again["run_id"] == out["run_id"]
+    assert {path: cited["confidence"] for path, cited in iter_cited(again["result"])} == confidences
     assert run_cli.engine.calls == calls  # type: ignore[attr-defined]
 
     # Another template on the same document: the document prefix comes from vLLM's prefix cache.
@@ -115,7 +139,23 @@ def test_unseen_contract_end_to_end(run_cli) -> None:
 
 
 def _drop_grounding(obj: dict) -> dict:
-    return {k: v for k, v in obj.items() if k not in ("quote_status", "quote_found", "found_page", "span")}
+    drop = ("quote_status", "quote_found", "found_page", "span", "confidence")
+    return {k: v for k, v in obj.items() if k not in drop}
+
+
+def check_confidences(results: list, out: dict) -> dict[str, float]:
+    """The engine returned one log-probability per output token, and every value of the ok run has a confidence
+    in [0, 1] (its token texts laid end to end are the answer, the EOS token after it). Returns them by path."""
+    assert results, "the engine was not called"
+    for result in results:
+        assert result.token_logprobs is not None and result.token_texts is not None
+        assert len(result.token_logprobs) == len(result.token_texts) == result.completion_tokens
+        assert all(math.isfinite(lp) and lp <= 0.0 for lp in result.token_logprobs)
+        assert "".join(result.token_texts).startswith(result.text)
+    assert out["status"] == "ok"
+    confidences = {path: cited["confidence"] for path, cited in iter_cited(out["result"])}
+    assert confidences and all(isinstance(c, float) and 0.0 <= c <= 1.0 for c in confidences.values()), confidences
+    return confidences
 
 
 def test_batch_of_documents_in_one_call_and_exports(run_cli, tmp_path) -> None:
@@ -135,7 +175,7 @@ def test_batch_of_documents_in_one_call_and_exports(run_cli, tmp_path) -> None:
     csv_path = tmp_path / "runs.csv"
     run_cli("export", "--format", "csv", "--output", str(csv_path))
     rows = csv_path.read_text().splitlines()
-    assert rows[0].startswith("run_id,document,sha256,template,profile,model,status,field,value,quote,page")
+    assert rows[0].startswith("run_id,document,sha256,template,profile,model,status,field,value,confidence,quote,page")
     if sample["status"] == "ok":
         assert len(rows) == 1 + sum(1 for _ in iter_cited(sample["result"]))
     jsonl = run_cli("export", "--format", "jsonl").stdout.splitlines()

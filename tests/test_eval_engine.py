@@ -17,7 +17,7 @@ from docanalyst.evaluation.datasets import resolve
 from docanalyst.evaluation.fields import FIELD_SPECS
 from docanalyst.evaluation.scoring import score_result
 
-from conftest import CORPUS, SharedEngine
+from conftest import CORPUS, count_calls
 
 CUAD_DIR = CORPUS / "contracts" / "cuad"
 
@@ -55,8 +55,8 @@ def check_scores_match_the_stored_run(db_url: str, evaluation_id: int, dataset: 
         assert json.loads(scores_json) == [s.as_dict() for s in expected]
 
 
-def test_eval_cuad_limit_2_then_rerun_and_compare(shared_embedded: SharedEngine, eval_env: str, monkeypatch, tmp_path):
-    monkeypatch.setattr(cli, "ENGINE_FACTORY", lambda profile, model_ref: shared_embedded)
+def test_eval_cuad_limit_2_then_rerun_and_compare(cli_pool, embedded_engine, eval_env: str, monkeypatch, tmp_path):
+    engine_calls = count_calls(monkeypatch, embedded_engine)
     code, stdout, _ = invoke(
         ["eval", "--dataset", "cuad", "--limit", "2", "--json", "--report-dir", str(tmp_path / "r")]
     )
@@ -99,12 +99,12 @@ def test_eval_cuad_limit_2_then_rerun_and_compare(shared_embedded: SharedEngine,
     assert Path(summary["chart"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # the same command again: the stored answer is reused, the figures are identical
-    calls = shared_embedded.calls
+    calls = len(engine_calls)
     code, stdout, _ = invoke(
         ["eval", "--dataset", "cuad", "--limit", "2", "--json", "--report-dir", str(tmp_path / "2")]
     )
     again = json.loads(stdout)
-    assert code == 0 and shared_embedded.calls == calls
+    assert code == 0 and len(engine_calls) == calls
     assert (again["evaluation_id"], again["reused_runs"]) == (2, 1)
     assert (again["totals"], again["fields"]) == (summary["totals"], summary["fields"])
 
@@ -124,8 +124,7 @@ def test_eval_cuad_limit_2_then_rerun_and_compare(shared_embedded: SharedEngine,
     )
 
 
-def test_eval_papers_limit_2(shared_embedded: SharedEngine, eval_env: str, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(cli, "ENGINE_FACTORY", lambda profile, model_ref: shared_embedded)
+def test_eval_papers_limit_2(cli_pool, eval_env: str, tmp_path) -> None:
     code, stdout, _ = invoke(["eval", "--dataset", "papers", "--limit", "2", "--json", "--report-dir", str(tmp_path)])
     assert code == 0
     summary = json.loads(stdout)
@@ -161,15 +160,14 @@ def test_eval_dry_run_with_the_qwen3_next_profile(eval_env: str, tmp_path: Path)
     assert [json.loads(line)["verdict"] for line in stdout.splitlines()] == ["fits", "too-long"]
 
 
-def test_eval_with_the_tiny_qwen3_next_engine(tiny_engine, eval_env: str, monkeypatch, tmp_path) -> None:
+def test_eval_with_the_tiny_qwen3_next_engine(cli_pool, tiny_engine, eval_env: str, monkeypatch, tmp_path) -> None:
     """The Qwen3-Next code path through `eval` (dummy weights: the answer is noise, the bookkeeping is not)."""
-    shared = SharedEngine(tiny_engine)
-    monkeypatch.setattr(cli, "ENGINE_FACTORY", lambda profile, model_ref: shared)
+    engine_calls = count_calls(monkeypatch, tiny_engine)
     args = ["eval", "--dataset", "cuad", "--limit", "1", "--profile", "qwen3-next-tiny", "--report-dir", str(tmp_path)]
     code, stdout, _ = invoke([*args, "--json"])
     assert code in (0, 2)
     summary = json.loads(stdout)
-    assert (summary["profile"], summary["documents"], shared.calls >= 1) == ("qwen3-next-tiny", 1, True)
+    assert (summary["profile"], summary["documents"], len(engine_calls) >= 1) == ("qwen3-next-tiny", 1, True)
     [(status, run_status)] = db_rows(eval_env, "SELECT status, run_status FROM evaluation_items")
     assert (status, run_status) in {("scored", "ok"), ("scored", "partial")}
     if status == "failed":  # no valid answer: every label is missing or rightly absent, nothing right

@@ -41,8 +41,8 @@ VARIANTS = [
 ]
 
 
-def test_perturbed_decoding_always_ends_with_a_result(settings, shared_embedded) -> None:
-    analyzer = Analyzer(settings, engine_factory=lambda profile, model_ref: shared_embedded)
+def test_perturbed_decoding_always_ends_with_a_result(settings, engine_pool) -> None:
+    analyzer = Analyzer(settings, pool=engine_pool)
     seen: list[tuple[str, str, int]] = []
     for paths, changes in VARIANTS:
         options = ExtractOptions(profile="embedded", force=True, **changes)  # type: ignore[arg-type]

@@ -2,10 +2,11 @@
 
 import json
 
+from docanalyst.engines import EnginePool, FakeEngine
 from docanalyst.pipeline import Analyzer, ExtractOptions
+from docanalyst.profiles import get_profile
 
 from conftest import SAMPLE_CONTRACT
-from fakes import ScriptedEngine
 
 GOOD = json.dumps(
     {
@@ -22,16 +23,16 @@ def analyzer_with(settings, answers):
     engines = []
 
     def factory(profile, model_ref):
-        engines.append(ScriptedEngine(profile, answers))
+        engines.append(FakeEngine(profile, answers))
         return engines[-1]
 
-    return Analyzer(settings, engine_factory=factory), engines
+    return Analyzer(settings, pool=EnginePool(settings, factory)), engines
 
 
 def test_invalid_answer_is_reasked_once_then_stored_grounded(settings) -> None:
     analyzer, engines = analyzer_with(settings, [(BAD_PAGE, "stop"), (GOOD, "stop")])
     [outcome] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded"))
-    assert outcome.status == "ok" and outcome.error is None
+    assert outcome.status == "ok" and outcome.error is None and engines[0].calls == 2  # one call per attempt
     first, second = engines[0].requests
     assert first.temperature == 0.0 and first.seed == 0 and first.repetition_penalty == 1.1
     assert first.json_schema["$defs"]["Cited"]["properties"]["page"]["anyOf"][0]["maximum"] == 2  # type: ignore[index]
@@ -137,3 +138,34 @@ def test_batch_analyses_identical_files_once(settings, tmp_path) -> None:
     assert len(engines[0].requests) == 1
     assert first.status == "ok" and second.status == "cached" and second.run_id == first.run_id
     assert second.notes == [f"same content as {SAMPLE_CONTRACT}: analysed once (run {first.run_id})"]
+
+
+def test_the_pool_starts_each_engine_once_and_is_closed_only_by_its_owner(settings) -> None:
+    built: list[FakeEngine] = []
+
+    def factory(profile, model_ref):
+        built.append(FakeEngine(profile, [(GOOD, "stop")] * 2))
+        return built[-1]
+
+    pool = EnginePool(settings, factory)
+    first = Analyzer(settings, pool=pool)
+    [one] = first.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded"))
+    first.close()  # an Analyzer never closes a pool it was given
+    [two] = Analyzer(settings, pool=pool).extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded", force=True))
+    assert (one.status, two.status, len(built), built[0].closed, built[0].calls) == ("ok", "ok", 1, False, 2)
+    assert pool.loaded() == [("embedded", str(settings.models_dir / "smollm2-135m-instruct"))]
+    pool.get(get_profile("qwen3-next-tiny"), "another-model")  # keep=1: the least recently used goes first
+    assert built[0].closed and pool.loaded() == [("qwen3-next-tiny", "another-model")]
+    pool.close()
+    assert built[1].closed and pool.loaded() == []
+
+
+def test_an_engine_that_cannot_start_fails_its_documents_and_stores_nothing(settings) -> None:
+    def broken(profile, model_ref):
+        raise RuntimeError("CUDA out of memory\n(a long trace)")
+
+    analyzer = Analyzer(settings, pool=EnginePool(settings, broken))
+    [outcome] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded"))
+    assert outcome.status == "error" and outcome.run_id is None and outcome.document is not None
+    assert str(outcome.error) == "could not start the engine for profile 'embedded': CUDA out of memory"
+    assert analyzer.store.list_runs() == []

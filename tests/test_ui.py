@@ -1,7 +1,8 @@
 """The web app's flows through Streamlit's AppTest (no browser), and its helpers.
 
 The flow tests use the scripted engine: they check what the page does with an answer (tables, evidence,
-warnings, history, exports), not the model. tests/test_ui_browser.py drives the real embedded engine in Chromium.
+warnings, history, exports), not the model. tests/test_ui_browser.py drives the real embedded engine in Chromium;
+tests/test_ui_templates.py covers template upload, confidence and the shared engine.
 """
 
 from __future__ import annotations
@@ -9,127 +10,35 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pymupdf
 import pytest
+from ui_harness import (
+    GOOD,
+    GOVERNING,
+    Factory,
+    app_env_for,
+    frame,
+    has_frame,
+    new_app,
+    run_analysis,
+    texts,
+    upload,
+)
+from webapp import eval_rows, page_images, runs, uploads
+from webapp.evidence import FOUND_STATUSES
 
 from docanalyst.pipeline import Analyzer
-from docanalyst.profiles import EngineProfile
-from docanalyst.schemas import ContractResult
 from docanalyst.store import Store
 
-from conftest import ROOT, SAMPLE_CONTRACT
-from fakes import ScriptedEngine
-
-pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest
-
-sys.path.insert(0, str(ROOT / "ui"))
-import app_support as sup
-
-APP = str(ROOT / "ui" / "app.py")
-GOVERNING = "This Agreement is governed by the laws of the State of New York."
-
-GOOD = ContractResult.model_validate(
-    {
-        "parties": [
-            {"value": "Northwind Analytics Ltd.", "role": "Supplier", "quote": "Northwind Analytics Ltd.", "page": 1},
-            {"value": "Bluefin Logistics Inc.", "role": "Customer", "quote": "a Delaware corporation", "page": 1},
-        ],
-        "effective_date": {"value": "March 3, 2025", "quote": "is made on March 3, 2025", "page": 1},
-        "term": {"value": "two years", "quote": "continues for two (2) years", "page": 1},
-        "governing_law": {"value": "New York", "quote": GOVERNING, "page": 2},
-        "liability_cap": {"value": "12 months of fees", "quote": "The cap is one million dollars.", "page": 2},
-        "notice_period": {"value": "30 days", "quote": "within thirty (30) days of receipt", "page": 2},
-    }
-).model_dump_json()
-
-
-class Factory:
-    """A scripted engine per load; every request gets the next answer (the last one repeats)."""
-
-    def __init__(self, answers: list[tuple[str, str]]) -> None:
-        self.answers = answers
-        self.engines: list[ScriptedEngine] = []
-
-    def __call__(self, profile: EngineProfile, model_ref: str) -> ScriptedEngine:
-        engine = ScriptedEngine(profile, self.answers * 20)
-        self.engines.append(engine)
-        return engine
+from conftest import SAMPLE_CONTRACT
 
 
 @pytest.fixture
 def app_env(base_settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Factory]:
-    import streamlit as st
-
-    # A home of its own (uploads are saved there) that sees the installed models.
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "models").symlink_to(base_settings.models_dir, target_is_directory=True)
-    monkeypatch.setenv("DOCANALYST_HOME", str(home))
-    monkeypatch.setenv("DOCANALYST_DB", f"sqlite:///{tmp_path / 'ui.db'}")
-    monkeypatch.delenv("DOCANALYST_PROFILE", raising=False)
-    factory = Factory([(GOOD, "stop")])
-    monkeypatch.setattr(sup, "ENGINE_FACTORY", factory)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield factory
-    st.cache_resource.clear()
-    st.cache_data.clear()
-
-
-def new_app() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
-    at.file_uploader(key="uploads").set_value([(name, data, "application/pdf") for name, data in files])
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in getattr(at, kind)]
-
-
-def run_analysis(at: AppTest) -> AppTest:
-    at.button(key="run").click()
-    at.run(timeout=120)
-    assert not at.exception, at.exception
-    return at
-
-
-# Read-only tables carry no key in AppTest: they are told apart by a column only they have.
-SIGNATURE = {
-    "budget_table": "verdict",
-    "history_table": "quotes found",
-    "compare_table": "same",
-    "eval_table": "scored",
-    "eval_fields": "rightly absent",
-    "eval_documents": "of labels",
-}
-
-
-def frame(at: AppTest, key: str):  # type: ignore[no-untyped-def]
-    for table in at.dataframe:
-        if table.key == key or (key in SIGNATURE and SIGNATURE[key] in table.value.columns):
-            return table.value
-    raise AssertionError(f"no table {key}")
-
-
-def has_frame(at: AppTest, key: str) -> bool:
-    try:
-        frame(at, key)
-    except AssertionError:
-        return False
-    return True
+    yield from app_env_for(base_settings, tmp_path, monkeypatch)
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -145,31 +54,31 @@ def has_frame(at: AppTest, key: str) -> bool:
     ],
 )
 def test_sanitize_filename(raw: str, safe: str) -> None:
-    assert sup.sanitize_filename(raw) == safe
+    assert uploads.sanitize_filename(raw) == safe
 
 
 def test_save_upload_is_content_addressed_and_bounded(tmp_path: Path) -> None:
     data = SAMPLE_CONTRACT.read_bytes()
-    first = sup.save_upload(tmp_path, "../evil name.pdf", data)
-    again = sup.save_upload(tmp_path, "../evil name.pdf", data)
+    first = uploads.save_upload(tmp_path, "../evil name.pdf", data)
+    again = uploads.save_upload(tmp_path, "../evil name.pdf", data)
     assert first.path == again.path and first.path.read_bytes() == data
     assert first.path.parent.parent == tmp_path / "uploads" and first.path.name == "evil_name.pdf"
-    with pytest.raises(sup.UploadError, match="over the 1 MB limit"):
-        sup.save_upload(tmp_path, "big.pdf", b"%PDF" + b"0" * (1024 * 1024), max_mb=1)
-    with pytest.raises(sup.UploadError, match="empty"):
-        sup.save_upload(tmp_path, "empty.pdf", b"")
+    with pytest.raises(uploads.UploadError, match="over the 1 MB limit"):
+        uploads.save_upload(tmp_path, "big.pdf", b"%PDF" + b"0" * (1024 * 1024), max_mb=1)
+    with pytest.raises(uploads.UploadError, match="empty"):
+        uploads.save_upload(tmp_path, "empty.pdf", b"")
 
 
 def test_render_page_highlights_the_quote_without_changing_the_file() -> None:
     before = SAMPLE_CONTRACT.read_bytes()
-    png, hits = sup.render_page(SAMPLE_CONTRACT, 2, GOVERNING)
+    png, hits = page_images.render_page(SAMPLE_CONTRACT, 2, GOVERNING)
     assert png.startswith(b"\x89PNG") and hits >= 1
     # a quote that wraps across lines in the PDF is still found
-    _, wrapped = sup.render_page(
+    _, wrapped = page_images.render_page(
         SAMPLE_CONTRACT, 1, "between Northwind Analytics Ltd., a company registered in England"
     )
     assert wrapped >= 1
-    _, none = sup.render_page(SAMPLE_CONTRACT, 1, GOVERNING)  # not on page 1
+    _, none = page_images.render_page(SAMPLE_CONTRACT, 1, GOVERNING)  # not on page 1
     assert none == 0
     assert SAMPLE_CONTRACT.read_bytes() == before
 
@@ -306,6 +215,7 @@ def test_history_reopen_compare_delete(app_env: Factory, tmp_path: Path) -> None
     compared = frame(at, "compare_table")
     law = compared[compared["field"] == "governing_law"].iloc[0]
     assert (law["run 1 value"], law["run 2 value"], law["same"]) == ("New York", "Delaware", "≠")
+    assert compared["run 1 confidence"].isna().all()  # the scripted engine gives no log-probabilities
     assert any("1 of" in c and "differ" in c for c in texts(at, "caption"))
 
     assert at.button(key="del_button").disabled
@@ -342,11 +252,13 @@ def test_evaluations_tab_shows_stored_evaluations_and_survives_run_deletion(app_
     assert result.summary()["totals"] == {
         "right": 5, "wrong": 0, "missing": 0, "spurious": 0, "absent_ok": 1,
         "precision": 1.0, "recall": 1.0, "f1": 1.0,
+        "claims": 5, "claims_without_confidence": 5, "aupr": None, "precision_at_80_recall": None,
     }  # fmt: skip
 
     at = new_app()
     listed = frame(at, "eval_table")
     assert (list(listed["evaluation"]), list(listed["F1 %"])) == ([1], [100.0])
+    assert listed["AUPR %"].isna().all() and listed["P@80%R %"].isna().all()  # the scripted engine gives no scores
     fields = frame(at, "eval_fields")
     assert list(fields["field"]) == ["parties", "governing_law", "effective_date", "notice_period", "renewal",
                                      "(all fields)"]  # fmt: skip
@@ -357,7 +269,9 @@ def test_evaluations_tab_shows_stored_evaluations_and_survives_run_deletion(app_
         "scored",
         1,
     )
-    assert sup.evaluation_markdown(*Store(settings.db_url).get_evaluation(1)).startswith("# Evaluation 1: `labelled`")
+    assert eval_rows.evaluation_markdown(*Store(settings.db_url).get_evaluation(1)).startswith(
+        "# Evaluation 1: `labelled`"
+    )
 
     at.selectbox(key="del_pick").set_value(1).run()
     at.checkbox(key="del_sure").check().run()
@@ -371,14 +285,14 @@ def test_evaluations_tab_shows_stored_evaluations_and_survives_run_deletion(app_
 def test_exports_are_complete(app_env: Factory, tmp_path: Path) -> None:
     at = upload(new_app(), ("a.pdf", SAMPLE_CONTRACT.read_bytes()))
     run_analysis(at)
-    view = sup.load_run(Store(f"sqlite:///{tmp_path / 'ui.db'}"), 1)
+    view = runs.load_run(Store(f"sqlite:///{tmp_path / 'ui.db'}"), 1)
     assert view is not None
-    record = json.loads(sup.export_json([view]))
-    assert record["run_id"] == 1 and record["result"]["governing_law"]["quote_status"] in sup.FOUND_STATUSES
+    record = json.loads(runs.export_json([view]))
+    assert record["run_id"] == 1 and record["result"]["governing_law"]["quote_status"] in FOUND_STATUSES
     assert {f["path"] for f in record["fields"]} >= {"governing_law", "parties[0]"}
-    rows = list(csv.DictReader(io.StringIO(sup.export_csv([view]))))
+    rows = list(csv.DictReader(io.StringIO(runs.export_csv([view]))))
     law = next(r for r in rows if r["field"] == "governing_law")
-    assert (law["value"], law["page"]) == ("New York", "2") and law["quote_status"] in sup.FOUND_STATUSES
+    assert (law["value"], law["page"]) == ("New York", "2") and law["quote_status"] in FOUND_STATUSES
     assert len(rows) == len(view.fields)
 
 
@@ -402,67 +316,3 @@ def test_question_box_answers_with_a_highlighted_citation(app_env: Factory) -> N
     cited = frame(at, "res1_answer2_table")
     assert list(cited["field"]) == ["citations[0]"] and cited["evidence"][0] == "✓ exact match on the cited page"
     assert any(i.captions == ["page 2 of 2: the quote is highlighted"] for i in at.get("image"))
-
-
-# ---- the shared engine ---------------------------------------------------------------------------
-def test_engine_loads_in_the_background_once_and_runs_are_serialised(base_settings, monkeypatch) -> None:
-    import threading
-    import time
-
-    from docanalyst.errors import EngineError
-    from docanalyst.profiles import get_profile
-
-    gate = threading.Event()
-    built: list[ScriptedEngine] = []
-
-    def slow(profile: EngineProfile, model_ref: str) -> ScriptedEngine:
-        gate.wait(10)
-        built.append(ScriptedEngine(profile, []))
-        return built[-1]
-
-    monkeypatch.setattr(sup, "ENGINE_FACTORY", slow)
-    holder = sup.EngineHolder(base_settings)
-    profile = get_profile("embedded")
-    assert holder.state()[0] == "idle"
-    started = time.monotonic()
-    holder.ensure(profile, "m")
-    assert time.monotonic() - started < 1.0 and holder.state()[:2] == ("loading", "embedded")  # did not block
-    holder.ensure(profile, "m")  # asking again does not start a second load
-    gate.set()
-    engine = holder.wait(profile, "m", timeout=10)
-    assert holder.state()[0] == "ready" and len(built) == 1
-    engine.close()  # what the pipeline does at the end: the server keeps its engine
-    assert holder.wait(profile, "m") is not None and len(built) == 1
-
-    order: list[str] = []
-
-    class Slow:
-        def extract(self, paths, options, progress=None):  # type: ignore[no-untyped-def]
-            order.append(f"start {paths[0]}")
-            time.sleep(0.5)
-            order.append(f"end {paths[0]}")
-            return []
-
-    first = sup.start_run(holder, Slow(), None, ["a"])
-    time.sleep(0.1)
-    second = sup.start_run(holder, Slow(), None, ["b"])
-    time.sleep(0.1)
-    assert second.waiting_for_lock
-    for job in (first, second):
-        assert job.thread is not None
-        job.thread.join(5)
-    assert order == ["start a", "end a", "start b", "end b"]
-
-    def broken(profile: EngineProfile, model_ref: str) -> ScriptedEngine:
-        raise RuntimeError("no memory for the KV cache\nlong traceback text")
-
-    monkeypatch.setattr(sup, "ENGINE_FACTORY", broken)
-    holder.ensure(profile, "other")
-    with pytest.raises(EngineError, match="could not start the engine for profile 'embedded': no memory"):
-        holder.wait(profile, "other", timeout=10)
-    assert holder.state()[0] == "error"
-    holder.ensure(profile, "other")  # a page rerun does not retry a failed start…
-    assert holder.state()[0] == "error"
-    monkeypatch.setattr(sup, "ENGINE_FACTORY", lambda p, m: ScriptedEngine(p, []))
-    assert holder.wait(profile, "other", timeout=10) is not None  # …the next run does
-    assert holder.state()[0] == "ready"

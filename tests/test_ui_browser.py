@@ -23,7 +23,12 @@ import pytest
 
 from docanalyst.store import Store
 
-from conftest import ROOT, SAMPLE_CONTRACT
+from conftest import ROOT
+
+# A user template no built-in resembles, uploaded in the sidebar, on its sample agreement: the page, the run and the
+# confidences are the real embedded engine's.
+NDA_TEMPLATE = ROOT / "samples" / "templates" / "nda.yaml"
+NDA_PDF = ROOT / "samples" / "harborpeak-quillon-nda.pdf"
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(1200)]
 
@@ -144,6 +149,48 @@ def save_screenshot(page, path: Path) -> None:  # type: ignore[no-untyped-def]
     raw.unlink()
 
 
+def add_template_and_document(page, analyse) -> None:  # type: ignore[no-untyped-def]
+    """Upload the NDA template in the sidebar, then its agreement; wait until its budget says it fits."""
+    page.locator("[data-testid=stSidebar] input[type=file]").first.set_input_files(str(NDA_TEMPLATE))
+    page.get_by_text("Using the uploaded template 'nda'").wait_for()
+    analyse.locator("input[type=file]").first.set_input_files(str(NDA_PDF))
+    run = page.get_by_role("button", name="Analyse 1 document(s)")
+    run.wait_for()
+    assert run.is_enabled()
+    # The tables are canvas grids; their cells are also in the page as (hidden) accessible grid cells.
+    budget = analyse.locator("[role=gridcell]")
+    eventually(lambda: budget.filter(has_text="harborpeak-quillon-nda.pdf").count() == 1)
+    eventually(lambda: budget.filter(has_text="✓ fits").count() == 1)
+
+
+def check_results(page, analyse) -> None:  # type: ignore[no-untyped-def]
+    """The fields table with the NDA's fields and their confidences, the evidence page drawn, the exports."""
+    assert analyse.locator("[data-testid=stException]").count() == 0
+    analyse.get_by_text("Show the evidence for").wait_for()
+    cells = analyse.locator("[role=gridcell]")
+    eventually(lambda: cells.filter(has_text="governing_law").count() >= 1)  # in the fields table
+    eventually(lambda: cells.filter(has_text="disclosing_party").count() >= 1)  # the NDA's own fields
+    # every value has a confidence from the engine's token probabilities: the filter and its summary show
+    analyse.get_by_text("Hide values with a confidence below").wait_for()
+    assert analyse.get_by_text("value(s) have a confidence below 0.50").count() == 1
+    # the evidence of the preselected field (the first grounded one): its page, rendered, quote highlighted
+    image = analyse.locator("[data-testid=stImage] img").first
+    image.wait_for()
+    eventually(lambda: page.evaluate("(img) => img.complete && img.naturalWidth > 300", image.element_handle()))
+    assert analyse.get_by_role("button", name="Export JSON").count() == 1
+    assert analyse.get_by_role("button", name="Export CSV").count() == 1
+
+
+def pick_governing_law(page, analyse) -> None:  # type: ignore[no-untyped-def]
+    picker = analyse.get_by_role("combobox", name="Show the evidence for").first
+    picker.click()
+    picker.fill("governing_law")  # the list is filtered as you type (and only the visible part is drawn)
+    page.get_by_role("option").filter(has_text="governing_law").first.click()
+    analyse.locator("strong", has_text="governing_law").first.wait_for()
+    eventually(lambda: "Evidence:" in analyse.inner_text())
+    eventually(lambda: "page " in analyse.inner_text() and " of 2" in analyse.inner_text())
+
+
 def test_upload_run_and_see_the_evidence_in_chromium(server, browser_page, tmp_path: Path) -> None:
     url, db_url = server
     page = browser_page
@@ -152,41 +199,14 @@ def test_upload_run_and_see_the_evidence_in_chromium(server, browser_page, tmp_p
         page.goto(url)
         page.get_by_text("Whole-document extraction with evidence").wait_for()
         analyse = page.get_by_role("tabpanel", name="Analyse")
-
-        page.locator("input[type=file]").first.set_input_files(str(SAMPLE_CONTRACT))
-        run = page.get_by_role("button", name="Analyse 1 document(s)")
-        run.wait_for()
-        assert run.is_enabled()
-        # The tables are canvas grids; their cells are also in the page as (hidden) accessible grid cells.
-        budget = analyse.locator("[role=gridcell]")
-        eventually(lambda: budget.filter(has_text="northwind-bluefin-services-agreement.pdf").count() == 1)
-        eventually(lambda: budget.filter(has_text="✓ fits").count() == 1)
-        run.click()
-
+        add_template_and_document(page, analyse)
+        page.get_by_role("button", name="Analyse 1 document(s)").click()
         # the engine starts in the background, then the one-pass extraction: the results section appears
         analyse.get_by_text("4 · Results").wait_for(timeout=ENGINE_AND_RUN_S * 1000)
-        assert analyse.locator("[data-testid=stException]").count() == 0
-        analyse.get_by_text("Show the evidence for").wait_for()
-
-        cells = analyse.locator("[role=gridcell]")
-        eventually(lambda: cells.filter(has_text="governing_law").count() >= 1)  # in the fields table
-        # the evidence of the preselected field (the first grounded one): its page, rendered, quote highlighted
-        image = analyse.locator("[data-testid=stImage] img").first
-        image.wait_for()
-        eventually(lambda: page.evaluate("(img) => img.complete && img.naturalWidth > 300", image.element_handle()))
-        assert analyse.get_by_role("button", name="Export JSON").count() == 1
-        assert analyse.get_by_role("button", name="Export CSV").count() == 1
+        check_results(page, analyse)
         time.sleep(1.0)
         save_screenshot(page, tmp_path / "ui-result.png")
-
-        # pick governing_law in the field picker: its page is shown
-        picker = analyse.get_by_role("combobox", name="Show the evidence for").first
-        picker.click()
-        picker.fill("governing_law")  # the list is filtered as you type (and only the visible part is drawn)
-        page.get_by_role("option").filter(has_text="governing_law").first.click()
-        analyse.locator("strong", has_text="governing_law").first.wait_for()
-        eventually(lambda: "Evidence:" in analyse.inner_text())
-        eventually(lambda: "page " in analyse.inner_text() and " of 2" in analyse.inner_text())
+        pick_governing_law(page, analyse)
     except Exception:
         page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
         raise
@@ -199,7 +219,9 @@ def test_upload_run_and_see_the_evidence_in_chromium(server, browser_page, tmp_p
     store = Store(db_url)
     runs = store.list_runs(5)
     assert len(runs) == 1 and runs[0][0].profile == "embedded" and runs[0][0].status in ("ok", "ungrounded")
+    assert runs[0][0].template == "nda"
     loaded = store.get_run(runs[0][0].id or 0)
     assert loaded is not None and "governing_law" in [f.path for f in loaded[2]]
-    assert Path(loaded[1].path).read_bytes() == SAMPLE_CONTRACT.read_bytes()  # the upload, kept for page images
+    assert all(f.confidence is not None and 0.0 <= f.confidence <= 1.0 for f in loaded[2])
+    assert Path(loaded[1].path).read_bytes() == NDA_PDF.read_bytes()  # the upload, kept for page images
     assert Path(loaded[1].path).is_relative_to(tmp_path / "home" / "uploads")

@@ -1,4 +1,5 @@
-"""What every command shares: the two consoles, JSON lines, safe text for Rich, settings and the engine seam."""
+"""What every command shares: the two consoles, JSON lines, safe text for Rich, settings and the engine seam
+(``engine_pool``: the one place the CLI gets engines from)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from docanalyst.config import Settings
 from docanalyst.display import json_safe, printable, show_path
+
+if TYPE_CHECKING:
+    from docanalyst.engines.pool import EnginePool
+    from docanalyst.pipeline import Analyzer
 
 
 def out() -> Console:
@@ -30,12 +35,46 @@ def settings(db: str | None = None) -> Settings:
     return Settings.from_env().with_db(db)
 
 
-def engine_factory() -> Any:
-    """``docanalyst.cli.ENGINE_FACTORY``, read at call time: tests point it at a session-wide engine (with
-    monkeypatch on the package) so the CLI is exercised without a second engine start."""
-    import docanalyst.cli as package
+class _Pool:
+    """The engine pool of this process and the factory it was made with (see ``engine_pool``)."""
 
-    return package.ENGINE_FACTORY
+    pool: EnginePool | None = None
+    factory: Any = None
+
+
+def engine_pool() -> EnginePool:
+    """The process's engine pool, made on first use: every command that needs an engine gets it from here, and
+    ``close_engines`` (called by ``main`` when the command is done) closes it. Tests set it (``monkeypatch`` on
+    this function, or ``docanalyst.cli.ENGINE_FACTORY`` for a pool built on their own factory), so the CLI runs
+    in-process on a session-wide engine instead of starting another."""
+    import docanalyst.cli as package
+    from docanalyst.engines.pool import EnginePool
+
+    factory = package.ENGINE_FACTORY
+    if _Pool.pool is None or _Pool.factory is not factory:
+        close_engines()  # a test swapped the factory: the old pool's engines are not its engines
+        _Pool.pool, _Pool.factory = EnginePool(Settings.from_env(), factory=factory), factory
+    return _Pool.pool
+
+
+def close_engines() -> None:
+    """Close the pool ``engine_pool`` made, if any (idempotent)."""
+    pool, _Pool.pool = _Pool.pool, None
+    if pool is not None:
+        pool.close()
+
+
+@contextmanager
+def open_analyzer(config: Settings) -> Iterator[Analyzer]:
+    """An Analyzer on the process's pool. It never closes the pool (the engine outlives one command in a test
+    session, and ``main`` closes it once at the end); closing it releases only its own store and state."""
+    from docanalyst.pipeline import Analyzer
+
+    analyzer = Analyzer(config, pool=engine_pool())
+    try:
+        yield analyzer
+    finally:
+        analyzer.close()
 
 
 def emit_json(obj: Any) -> None:

@@ -113,11 +113,15 @@ def main() -> None:
     State.debug = False
     from docanalyst import lifecycle
     from docanalyst.cli import app
+    from docanalyst.cli.common import close_engines
 
     try:
         with lifecycle.stopping():  # SIGINT/SIGTERM at any moment: the whole process tree ends, exit 130/143
-            code = app(args=hoist_debug(sys.argv[1:]), standalone_mode=False)
-    except BaseException as exc:  # noqa: BLE001 - every failure becomes a line and a code here
+            try:
+                code = app(args=hoist_debug(sys.argv[1:]), standalone_mode=False)
+            finally:
+                close_engines()  # the engines this command started, once, whatever happened
+    except BaseException as exc:  # every failure becomes a line and a code here
         code = _exit_code(exc)
     sys.exit(code if isinstance(code, int) else 0)
 

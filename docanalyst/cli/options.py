@@ -2,21 +2,27 @@
 the reading flags into ``ExtractOptions`` (their CLI names differ from the fields').
 
 A command writes ``ocr: OcrOpt = OCR`` with the default named here, so a default changes in one place.
+
+``--template`` is a plain string: a built-in name, a name from ``DOCANALYST_HOME/templates`` or a path to a
+template file. It is checked while the command line is parsed (``check_template``), so a bad file ends in one
+line naming the file, the field and the problem before anything is read; ``TemplateHelpCommand`` lists the
+templates actually installed when ``--help`` is shown (not at import: a broken user file must not break every
+command).
 """
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import typer
+from typer.core import TyperCommand, TyperOption
 
+from docanalyst.cli.common import settings
 
-class Template(StrEnum):
-    contract = "contract"
-    paper = "paper"
-    generic = "generic"
+BUILT_IN_TEMPLATES = ("contract", "paper", "generic")
 
 
 class ExportFormat(StrEnum):
@@ -32,16 +38,66 @@ def _finite(value: float) -> float:
     return value
 
 
+def _confidence(value: float | None) -> float | None:
+    """``--min-confidence``: a probability. typer's ``min``/``max`` let NaN through, so it is checked here."""
+    if value is not None and (math.isnan(value) or not 0.0 <= value <= 1.0):
+        raise typer.BadParameter(f"{value} is not a confidence between 0 and 1")
+    return value
+
+
+def check_template(value: Any) -> Any:
+    """Resolve every ``--template`` given (a name or a path) now: an unknown name or a bad file raises the
+    registry's TemplateError, which the edge prints as one ``error:`` line with exit 2. The value stays the
+    string the user gave: ExtractOptions carries it and the pipeline resolves it the same way."""
+    if value is None:
+        return value
+    from docanalyst.templates import get_template
+
+    home = settings().home
+    for ref in value if isinstance(value, list | tuple) else [value]:
+        get_template(str(ref), home)
+    return value
+
+
+def template_choices() -> str:
+    """The templates a user can name right now, for --help: the built-ins and DOCANALYST_HOME/templates."""
+    from docanalyst.errors import DocanalystError
+
+    try:
+        from docanalyst.templates import list_templates
+
+        names = [t.name for t in list_templates(settings().home)]
+    except (DocanalystError, ImportError):
+        names = list(BUILT_IN_TEMPLATES)
+    return ", ".join(names)
+
+
+class TemplateHelpCommand(TyperCommand):
+    """A command whose ``--template`` help names the installed templates, read when the help is shown."""
+
+    _base_help: ClassVar[dict[int, str]] = {}  # the help as declared, before the list was added
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        choices = template_choices()
+        for param in self.params:
+            if isinstance(param, TyperOption) and "--template" in param.opts:
+                base = self._base_help.setdefault(id(param), param.help or "")
+                param.help = f"{base} Installed: {choices}."
+        super().format_help(ctx, formatter)
+
+
 # SQLite keys are signed 64-bit: a larger id is a typo, not a run.
 RowId = 2**63 - 1
 
 # Defaults of the reading options, one place for all commands.
-TEMPLATE = Template.contract
+TEMPLATE = "contract"
 OCR = True
 OCR_LANG = "eng"
 READ_TIMEOUT = 300.0
 MAX_MEMORY = 2048
 ALLOW_YARN = True
+
+_TEMPLATE_HELP = "A template name, or a .yaml/.json template file (see `docanalyst templates list`)."
 
 ProfileOpt = Annotated[
     str | None,
@@ -55,7 +111,41 @@ ModelOpt = Annotated[str | None, typer.Option("--model", help="A local Hugging F
 PasswordOpt = Annotated[str | None, typer.Option("--password", help="Password of an encrypted PDF.")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: sqlite in DOCANALYST_HOME).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
-TemplateOpt = Annotated[Template, typer.Option("--template", "-t", help="What to extract.")]
+TemplateOpt = Annotated[
+    str,
+    typer.Option(
+        "--template", "-t", metavar="NAME|FILE", callback=check_template, help=f"What to extract. {_TEMPLATE_HELP}"
+    ),
+]
+OptionalTemplateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--template",
+        "-t",
+        metavar="NAME|FILE",
+        callback=check_template,
+        help=f"Template for a folder dataset (default: contract). {_TEMPLATE_HELP}",
+    ),
+]
+TemplatesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--template",
+        "-t",
+        metavar="NAME|FILE",
+        callback=check_template,
+        help=f"Also run these extractions (repeatable). {_TEMPLATE_HELP}",
+    ),
+]
+MinConfidenceOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-confidence",
+        metavar="0..1",
+        callback=_confidence,
+        help="Hide values whose confidence is below this (0 to 1; a value without a confidence is kept).",
+    ),
+]
 OcrOpt = Annotated[
     bool, typer.Option("--ocr/--no-ocr", help="Read pages that are only images with Tesseract (when installed).")
 ]
@@ -97,7 +187,7 @@ def extract_options(
     ocr_lang: str,
     read_timeout: float,
     max_memory: int,
-    template: Template | str | None = None,
+    template: str | None = None,
     **rest: Any,
 ) -> Any:
     """ExtractOptions from the flags the reading commands share; the rest pass through under their own names."""

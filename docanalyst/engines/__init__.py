@@ -14,13 +14,18 @@ from docanalyst.engines.base import (
     GenerationRequest,
     GenerationResult,
 )
+from docanalyst.engines.fake import FakeEngine
+from docanalyst.engines.pool import EngineFactory, EnginePool
 from docanalyst.engines.vllm import VllmEngine
 
 __all__ = [
     "GUARD_CLASS",
     "GUARD_KEY",
     "Engine",
+    "EngineFactory",
     "EngineInfo",
+    "EnginePool",
+    "FakeEngine",
     "GenerationRequest",
     "GenerationResult",
     "VllmEngine",

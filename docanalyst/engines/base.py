@@ -30,6 +30,9 @@ class GenerationRequest:
     repetition_penalty: float = 1.0
     # The repetition guard's settings for this request (engines/guard.py), or None to leave it off.
     guard: Mapping[str, Any] | None = None
+    # Return each output token's text and log-probability (confidence.py scores every value from them). On by
+    # default; off only to measure what they cost (docs/BENCHMARKS.md).
+    logprobs: bool = True
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,10 @@ class GenerationResult:
     completion_tokens: int
     ttft_s: float | None = None  # time to first token (arrival -> first token), vLLM's per-request stats
     decode_s: float | None = None  # first token -> last token
+    # Per output token, in order: its decoded text and the log-probability the model gave it (None when the
+    # request asked for none or the backend has none). One entry per generated token, EOS included.
+    token_texts: tuple[str, ...] | None = None
+    token_logprobs: tuple[float, ...] | None = None
 
     @property
     def decode_tokens_per_s(self) -> float | None:

@@ -54,33 +54,7 @@ class VllmEngine:
         os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
         if profile.device == "cpu":
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cpu_kv_cache_gib))
-        kwargs: dict[str, Any] = {
-            "model": self.model_path,
-            "tokenizer": self.model_path,
-            "max_model_len": profile.max_model_len,
-            "enforce_eager": profile.enforce_eager,
-            "enable_prefix_caching": profile.enable_prefix_caching,
-            "load_format": profile.load_format,
-            "seed": 0,
-            "disable_log_stats": False,  # per-request metrics (time to first token) need stats on
-            "trust_remote_code": False,
-        }
-        if profile.hf_overrides:
-            kwargs["hf_overrides"] = _plain(profile.hf_overrides)
-        if profile.mamba_cache_mode:
-            kwargs["mamba_cache_mode"] = profile.mamba_cache_mode
-        if profile.gpu_memory_utilization is not None and profile.device == "cuda":
-            kwargs["gpu_memory_utilization"] = profile.gpu_memory_utilization
-        if profile.max_num_seqs:
-            kwargs["max_num_seqs"] = profile.max_num_seqs
-        if profile.max_num_batched_tokens:
-            kwargs["max_num_batched_tokens"] = profile.max_num_batched_tokens
-        if profile.repetition_guard:
-            kwargs["logits_processors"] = [GUARD_CLASS]
-        # No free whitespace in JSON answers (an engine-wide setting in vLLM): the answer's length is then fixed
-        # by the schema's bounds (output_bounds.py), and a small model cannot loop on newlines.
-        kwargs["structured_outputs_config"] = {"backend": "xgrammar", "disable_any_whitespace": True}
-        kwargs.update(profile.engine_kwargs)
+        kwargs = _llm_kwargs(profile, self.model_path)
         kwargs.update(overrides or {})
         self.settings = {k: v for k, v in kwargs.items() if k not in ("model", "tokenizer")}
         # safetensors loading bars are chatter on every start (they ignore TQDM_DISABLE): off unless --debug
@@ -118,6 +92,10 @@ class VllmEngine:
         extra = _structured(request.json_schema) if request.json_schema is not None else {}
         if request.guard is not None and self.profile.repetition_guard:
             extra["extra_args"] = {GUARD_KEY: dict(request.guard)}
+        if request.logprobs:
+            # 0: the sampled token's log-probability only (no alternatives); flat: a few lists per request instead
+            # of one dict per token, so the cost stays out of generation's way (docs/BENCHMARKS.md).
+            extra.update(logprobs=0, flat_logprobs=True)
         return SamplingParams(
             max_tokens=request.max_tokens,
             temperature=request.temperature,
@@ -150,12 +128,49 @@ class VllmEngine:
         self._llm = None
 
 
+def _llm_kwargs(profile: EngineProfile, model_path: str) -> dict[str, Any]:
+    """``vllm.LLM``'s arguments for a profile (before the caller's overrides)."""
+    kwargs: dict[str, Any] = {
+        "model": model_path,
+        "tokenizer": model_path,
+        "max_model_len": profile.max_model_len,
+        "enforce_eager": profile.enforce_eager,
+        "enable_prefix_caching": profile.enable_prefix_caching,
+        "load_format": profile.load_format,
+        "seed": 0,
+        "disable_log_stats": False,  # per-request metrics (time to first token) need stats on
+        "trust_remote_code": False,
+    }
+    if profile.hf_overrides:
+        kwargs["hf_overrides"] = _plain(profile.hf_overrides)
+    if profile.mamba_cache_mode:
+        kwargs["mamba_cache_mode"] = profile.mamba_cache_mode
+    if profile.gpu_memory_utilization is not None and profile.device == "cuda":
+        kwargs["gpu_memory_utilization"] = profile.gpu_memory_utilization
+    if profile.max_num_seqs:
+        kwargs["max_num_seqs"] = profile.max_num_seqs
+    if profile.max_num_batched_tokens:
+        kwargs["max_num_batched_tokens"] = profile.max_num_batched_tokens
+    if profile.repetition_guard:
+        kwargs["logits_processors"] = [GUARD_CLASS]
+    # No free whitespace in JSON answers (an engine-wide setting in vLLM): the answer's length is then fixed
+    # by the schema's bounds (output_bounds.py), and a small model cannot loop on newlines.
+    kwargs["structured_outputs_config"] = {"backend": "xgrammar", "disable_any_whitespace": True}
+    # Log-probabilities as the model gave them (after the grammar's mask, before the repetition penalty and the
+    # guard): a confidence must not drop because the guard forced a token or the penalty demoted a repeat.
+    # vLLM 0.32's default too; said here so that a change of default cannot change every stored score.
+    kwargs["logprobs_mode"] = "raw_logprobs"
+    kwargs.update(profile.engine_kwargs)
+    return kwargs
+
+
 def _result(output: Any) -> GenerationResult:
     completion = output.outputs[0]
     metrics = getattr(output, "metrics", None)
     ttft = getattr(metrics, "first_token_latency", None)
     first, last = getattr(metrics, "first_token_ts", 0.0), getattr(metrics, "last_token_ts", 0.0)
     decode = last - first if first and last else None
+    texts, logprobs = _token_logprobs(completion.logprobs)
     return GenerationResult(
         text=completion.text,
         finish_reason=completion.finish_reason,
@@ -164,7 +179,22 @@ def _result(output: Any) -> GenerationResult:
         completion_tokens=len(completion.token_ids),
         ttft_s=float(ttft) if ttft is not None else None,
         decode_s=float(decode) if decode is not None else None,
+        token_texts=texts,
+        token_logprobs=logprobs,
     )
+
+
+def _token_logprobs(sample: Any) -> tuple[tuple[str, ...] | None, tuple[float, ...] | None]:
+    """The sampled token's text and log-probability at each position (vLLM puts the sampled token first at
+    every position); (None, None) when the request asked for none."""
+    if sample is None:
+        return None, None
+    if hasattr(sample, "start_indices"):  # FlatLogprobs: parallel lists, one slice per position
+        firsts = sample.start_indices
+        texts = tuple(sample.decoded_tokens[i] or "" for i in firsts)
+        return texts, tuple(float(sample.logprobs[i]) for i in firsts)
+    chosen = [next(iter(position.values())) for position in sample]
+    return tuple(c.decoded_token or "" for c in chosen), tuple(float(c.logprob) for c in chosen)
 
 
 def _plain(value: Any) -> Any:

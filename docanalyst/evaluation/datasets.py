@@ -18,8 +18,8 @@ from typing import Any
 from rapidfuzz import fuzz
 
 from docanalyst.errors import ConfigError
-from docanalyst.evaluation.fields import FIELD_SPECS
 from docanalyst.evaluation.normalize import fold, parse_date, parse_durations
+from docanalyst.templates import get_template
 
 csv.field_size_limit(1 << 30)  # CUAD's clause columns hold whole clauses
 
@@ -237,8 +237,10 @@ def _split_list(value: Any) -> tuple[str, ...]:
 def load_custom(folder: Path, labels_path: Path | None, template: str) -> Dataset:
     """A folder of PDFs and a labels file: one row per PDF, a ``file`` column and one column per template
     field. Empty means "the document does not have it"; ``?`` or a missing column means "not labelled".
-    List fields (parties, authors) take ``;``-separated values in CSV, JSON lists in JSONL."""
-    specs = FIELD_SPECS[template]
+    List fields (parties, authors) take ``;``-separated values in CSV, JSON lists in JSONL. ``template`` is a
+    built-in's name, a user template's name (DOCANALYST_HOME/templates) or its file."""
+    declared = get_template(template)
+    specs = declared.field_specs
     labels_path = labels_path or next((folder / n for n in LABEL_FILES if (folder / n).exists()), None)
     if labels_path is None or not labels_path.exists():
         raise ConfigError(f"no labels file: expected one of {', '.join(LABEL_FILES)} or --labels FILE", path=folder)
@@ -269,7 +271,9 @@ def load_custom(folder: Path, labels_path: Path | None, template: str) -> Datase
         cases.append(EvalCase(str(row[file_col]), pdf, labels))
     if not cases:
         raise ConfigError("the labels file has no rows", path=labels_path)
-    notes = (f"columns that are not fields of the '{template}' template were ignored: {', '.join(sorted(unknown))}",)
+    notes = (
+        f"columns that are not fields of the '{declared.name}' template were ignored: {', '.join(sorted(unknown))}",
+    )
     return Dataset(folder.name, template, labels_path, _smallest_first(cases), notes if unknown else ())
 
 

@@ -1,4 +1,5 @@
 """What each template field is, for scoring: its kind (how values compare) and whether it holds a list.
+A template declares its fields' kinds (templates/spec.py); this module says what each kind means.
 
 The kinds follow the normalisers: a date compares as a date, a notice period as a duration, governing law
 as a jurisdiction, parties and authors as names. A *presence* field is scored only on whether the
@@ -6,9 +7,6 @@ document has it (CUAD labels "Cap On Liability" Yes/No, not its wording).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Literal
 
 from docanalyst.evaluation.normalize import (
     names_match,
@@ -18,53 +16,14 @@ from docanalyst.evaluation.normalize import (
     passage_matches,
     texts_match,
 )
+from docanalyst.templates import FieldSpec, builtins
+from docanalyst.templates.spec import Kind
 
-Kind = Literal["date", "duration", "jurisdiction", "names", "text", "passage", "presence"]
+__all__ = ["FIELD_SPECS", "FieldSpec", "Kind", "values_match"]
 
-
-@dataclass(frozen=True)
-class FieldSpec:
-    name: str
-    kind: Kind
-    many: bool = False
-
-
-def _specs(*specs: FieldSpec) -> dict[str, FieldSpec]:
-    return {s.name: s for s in specs}
-
-
-FIELD_SPECS: dict[str, dict[str, FieldSpec]] = {
-    "contract": _specs(
-        FieldSpec("parties", "names", many=True),
-        FieldSpec("agreement_date", "date"),
-        FieldSpec("effective_date", "date"),
-        FieldSpec("expiration_date", "date"),
-        FieldSpec("term", "duration"),
-        FieldSpec("renewal", "duration"),
-        FieldSpec("notice_period", "duration"),
-        FieldSpec("governing_law", "jurisdiction"),
-        FieldSpec("liability_cap", "presence"),
-        FieldSpec("payment_terms", "text"),
-        FieldSpec("termination_rights", "text", many=True),
-        FieldSpec("key_obligations", "text", many=True),
-    ),
-    "paper": _specs(
-        FieldSpec("title", "text"),
-        FieldSpec("authors", "names", many=True),
-        FieldSpec("abstract", "passage"),
-        FieldSpec("contributions", "text", many=True),
-        FieldSpec("methods", "text", many=True),
-        FieldSpec("datasets", "text", many=True),
-        FieldSpec("results", "text", many=True),
-        FieldSpec("limitations", "text", many=True),
-    ),
-    "generic": _specs(
-        FieldSpec("summary", "passage"),
-        FieldSpec("key_points", "text", many=True),
-        FieldSpec("entities", "names", many=True),
-        FieldSpec("dates", "date", many=True),
-    ),
-}
+# The kinds and each template's specs are declared with the template (docanalyst/templates): the eval view of
+# a user's template is derived like a built-in's. FIELD_SPECS is that view of the built-ins, by name.
+FIELD_SPECS: dict[str, dict[str, FieldSpec]] = {t.name: dict(t.field_specs) for t in builtins()}
 
 
 def _endless(text: str) -> bool:

@@ -48,8 +48,30 @@ def _verdict(score: dict[str, Any]) -> str:
 
 def markdown(evaluation: EvaluationRow, items: Sequence[EvaluationItemRow], chart: str | None) -> str:
     s = evaluation.summary
-    st, totals, time_, tokens, grounding = s["status"], s["totals"], s["time"], s["tokens"], s["grounding"]
-    lines = [
+    lines = [*_head(evaluation), *_summary(s), *_per_field(s), *_aggregations(s)]
+    if chart:
+        lines += ["", f"![per-field precision, recall and F1]({chart})"]
+    lines += _per_document(items)
+    lines += _labels(items)
+    if s["excluded_labels"]:
+        lines += ["## Labels not scored (faults in the labels)", ""]
+        lines += [f"- {_cell(x['document'])} · {x['field']}: {x['why']}" for x in s["excluded_labels"]]
+        lines.append("")
+    if s["notes"]:
+        lines += ["## Notes on the dataset", ""] + [f"- {n}" for n in s["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def ranked_cells(c: dict[str, Any]) -> tuple[str, str]:
+    """AUPR and precision at 80 % recall as printed; "–" where there are none (no labels, no confidences, or an
+    evaluation stored before they existed)."""
+    return pct(c.get("aupr")), pct(c.get("precision_at_80_recall"))
+
+
+def _head(evaluation: EvaluationRow) -> list[str]:
+    s = evaluation.summary
+    st = s["status"]
+    return [
         f"# Evaluation {evaluation.id}: `{s['dataset']}` with `{s['profile']}` ({s['model']})",
         "",
         f"- date: {evaluation.created_at:%Y-%m-%d %H:%M} UTC; docanalyst {s['docanalyst_version']}",
@@ -60,33 +82,66 @@ def markdown(evaluation: EvaluationRow, items: Sequence[EvaluationItemRow], char
         f"- documents: {s['documents']} — scored {st['scored']}, failed {st['failed']} (no valid answer: its "
         f"labels count as missing), skipped for budget {st['skipped']}, unreadable {st['unreadable']}; "
         f"{s['reused_runs']} answered from stored runs",
+        f"- confidence: `{s.get('aggregation') or '–'}` of the value's token probabilities (confidence.py); AUPR "
+        "and precision at 80 % recall rank the values by it, CUAD-style",
         "",
+    ]
+
+
+def _summary(s: dict[str, Any]) -> list[str]:
+    totals, time_, tokens, grounding = s["totals"], s["time"], s["tokens"], s["grounding"]
+    aupr, at80 = ranked_cells(totals)
+    return [
         "## Summary",
         "",
-        "| labels scored | right | wrong | missing | spurious | rightly absent | precision | recall | F1 | grounding |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| labels scored | right | wrong | missing | spurious | rightly absent | precision | recall | F1 | AUPR "
+        "| P @ 80 % R | grounding |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         f"| {sum(totals[k] for k in ('right', 'wrong', 'missing', 'spurious', 'absent_ok'))} | {totals['right']} "
         f"| {totals['wrong']} | {totals['missing']} | {totals['spurious']} | {totals['absent_ok']} "
-        f"| {pct(totals['precision'])} | {pct(totals['recall'])} | {pct(totals['f1'])} "
+        f"| {pct(totals['precision'])} | {pct(totals['recall'])} | {pct(totals['f1'])} | {aupr} | {at80} "
         f"| {grounding['found']} of {grounding['quotes']} quotes found ({pct(grounding['rate'])}) |",
         "",
         f"Tokens per analysed document: {tokens['prompt_mean'] or '–'} in, {tokens['completion_mean'] or '–'} out. "
         f"Time: {time_['wall_s']} s in all (engine start {time_['engine_start_s'] or '–'} s), "
         f"{time_['wall_per_analysed_document_s'] or '–'} s per analysed document.",
+    ]
+
+
+def _per_field(s: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "## Per field",
         "",
-        "| field | right | wrong | missing | spurious | rightly absent | precision | recall | F1 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| field | right | wrong | missing | spurious | rightly absent | precision | recall | F1 | AUPR | P @ 80 % R |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, c in s["fields"].items():
+        aupr, at80 = ranked_cells(c)
         lines.append(
             f"| {name} | {c['right']} | {c['wrong']} | {c['missing']} | {c['spurious']} | {c['absent_ok']} "
-            f"| {pct(c['precision'])} | {pct(c['recall'])} | {pct(c['f1'])} |"
+            f"| {pct(c['precision'])} | {pct(c['recall'])} | {pct(c['f1'])} | {aupr} | {at80} |"
         )
-    if chart:
-        lines += ["", f"![per-field precision, recall and F1]({chart})"]
-    lines += [
+    return lines
+
+
+def _aggregations(s: dict[str, Any]) -> list[str]:
+    """The same answers ranked by each way of turning token probabilities into a confidence."""
+    found = s.get("aggregations") or {}
+    if not found:
+        return []
+    lines = ["", "## Confidence: aggregations compared on these labels", "",
+             "| aggregation | AUPR | P @ 80 % R | values ranked | values without a confidence |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for how, c in found.items():
+        aupr, at80 = ranked_cells(c)
+        default = " (used)" if how == s.get("aggregation") else ""
+        lines.append(f"| {how}{default} | {aupr} | {at80} | {c['claims']} | {c['claims_without_confidence']} |")
+    return lines
+
+
+def _per_document(items: Sequence[EvaluationItemRow]) -> list[str]:
+    lines = [
         "",
         "## Per document",
         "",
@@ -119,25 +174,31 @@ def markdown(evaluation: EvaluationRow, items: Sequence[EvaluationItemRow], char
     if not_analysed:
         lines += ["", "## Not analysed", ""]
         lines += [f"- {i.name}: {i.status} — {_reason(i)}" for i in not_analysed]
-    lines += ["", "## Labels and predictions", ""]
+    return lines
+
+
+def _labels(items: Sequence[EvaluationItemRow]) -> list[str]:
+    """Every label beside the prediction, its verdict and the prediction's confidence."""
+    lines = ["", "## Labels and predictions", ""]
     for item in items:
         scores = json.loads(item.scores_json)
         if not scores:
             continue
         lines += [f"**{item.name}** (run {item.run_id}, {item.run_status})", ""]
-        lines += ["| field | label | prediction | verdict |", "|---|---|---|---|"]
+        lines += ["| field | label | prediction | confidence | verdict |", "|---|---|---|---|---|"]
         for sc in scores:
             label = "; ".join(sc["expected"]) or "(none)"
             predicted = "; ".join(sc["predicted"]) or "(null)"
-            lines.append(f"| {sc['field']} | {_cell(label)} | {_cell(predicted)} | {_verdict(sc)} |")
+            lines.append(f"| {sc['field']} | {_cell(label)} | {_cell(predicted)} | {_claimed(sc)} | {_verdict(sc)} |")
         lines.append("")
-    if s["excluded_labels"]:
-        lines += ["## Labels not scored (faults in the labels)", ""]
-        lines += [f"- {_cell(x['document'])} · {x['field']}: {x['why']}" for x in s["excluded_labels"]]
-        lines.append("")
-    if s["notes"]:
-        lines += ["## Notes on the dataset", ""] + [f"- {n}" for n in s["notes"]] + [""]
-    return "\n".join(lines)
+    return lines
+
+
+def _claimed(score: dict[str, Any]) -> str:
+    """The confidences of a field's claims (right ✓, wrong ✗), highest first."""
+    claims = sorted(score.get("claims") or [], key=lambda c: -(c["confidence"] or 0.0))
+    marks = [f"{c['confidence']:.3f} {'✓' if c['right'] else '✗'}" for c in claims if c["confidence"] is not None]
+    return "; ".join(marks) or "–"
 
 
 def chart(evaluations: Sequence[EvaluationRow], path: Path) -> Path:
@@ -210,6 +271,8 @@ def compare_markdown(evaluations: Sequence[EvaluationRow], chart_name: str | Non
         ),
         "documents scored": lambda ev: f"{ev.scored} of {ev.documents}",
         "documents without a valid answer": lambda ev: str(ev.summary["status"]["failed"]),
+        "AUPR (all fields)": lambda ev: ranked_cells(ev.summary["totals"])[0],
+        "precision at 80 % recall (all fields)": lambda ev: ranked_cells(ev.summary["totals"])[1],
         "grounding": lambda ev: pct(ev.summary["grounding"]["rate"]),
         "seconds per analysed document": lambda ev: str(ev.summary["time"]["wall_per_analysed_document_s"] or "–"),
     }

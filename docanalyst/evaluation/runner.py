@@ -3,6 +3,11 @@ evaluation stored as one row with its items, so two models, templates or profile
 
 The extraction runs themselves are ordinary stored runs: a document answered before with the same
 template, schema, profile and model is reused (greedy decoding would repeat it) unless ``force``.
+
+Beside the right/wrong counts, every field gets CUAD's ranked figures (AUPR, precision at 80 % recall) from the
+values' confidences, and the whole evaluation is ranked again under each way of aggregating token probabilities
+into a confidence (confidence.AGGREGATIONS), from the tokens stored with each run: which one ranks right answers
+above wrong ones better is measured on every evaluation (docs/EVALUATION.md), not assumed once.
 """
 
 from __future__ import annotations
@@ -16,16 +21,24 @@ from typing import Any
 
 from docanalyst import __version__
 from docanalyst.budget import BudgetReport
+from docanalyst.confidence import AGGREGATIONS, DEFAULT_AGGREGATION, field_confidences, unpack
 from docanalyst.errors import BudgetError, EngineError, PdfError
 from docanalyst.evaluation.datasets import Dataset, EvalCase
-from docanalyst.evaluation.fields import FIELD_SPECS
-from docanalyst.evaluation.scoring import FieldScore, by_field, score_result, total
+from docanalyst.evaluation.scoring import (
+    FieldScore,
+    by_field,
+    ranked,
+    ranked_by_field,
+    score_result,
+    total,
+    with_confidences,
+)
 from docanalyst.grounding import summarise
 from docanalyst.pipeline import FLAGGED_STATUSES, Analyzer, ExtractOptions, Outcome
 from docanalyst.profiles import default_profile_name, get_profile
 from docanalyst.prompting import load_template
-from docanalyst.schemas import RESULT_MODELS, schema_hash
-from docanalyst.store import EvaluationItemRow, EvaluationRow
+from docanalyst.schemas import schema_hash
+from docanalyst.store import EvaluationItemRow, EvaluationRow, Store
 
 Event = Callable[[str, Any, dict[str, Any]], None]  # batch events: 'read', 'engine', 'done'
 
@@ -38,6 +51,8 @@ class ItemResult:
     case: EvalCase
     row: EvaluationItemRow
     scores: list[FieldScore] = field(default_factory=list)
+    # the same answer scored with each aggregation's confidences (confidence.AGGREGATIONS; see _rescored)
+    rescored: dict[str, list[FieldScore]] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,7 +82,7 @@ class EvaluationResult:
             "source": str(self.dataset.source),
             "template": template.name,
             "template_version": template.version,
-            "schema_hash": schema_hash(RESULT_MODELS[template.name]),
+            "schema_hash": schema_hash(template.result_model),
             "profile": self.profile,
             "model": self.model,
             "docanalyst_version": __version__,
@@ -75,8 +90,10 @@ class EvaluationResult:
             "documents": len(self.items),
             "status": statuses,
             "reused_runs": self.reused,
-            "totals": total(scores).as_dict(),
-            "fields": {name: counts.as_dict() for name, counts in by_field(scores).items()},
+            "totals": {**total(scores).as_dict(), **ranked(scores)},
+            "fields": _fields(scores),
+            "aggregation": DEFAULT_AGGREGATION,
+            "aggregations": self.aggregations(),
             "grounding": {"quotes": quotes, "found": found, "rate": round(found / quotes, 4) if quotes else None},
             "tokens": {
                 "prompt_mean": round(statistics.mean(prompt)) if prompt else None,
@@ -96,6 +113,14 @@ class EvaluationResult:
             ],
             "notes": list(self.dataset.notes),
         }
+
+    def aggregations(self) -> dict[str, dict[str, Any]]:
+        """AUPR and precision at 80 % recall, pooled and per field, under each aggregation (the same answers)."""
+        out: dict[str, dict[str, Any]] = {}
+        for how in AGGREGATIONS:
+            scores = [s for item in self.items for s in item.rescored.get(how, [])]
+            out[how] = {**ranked(scores), "fields": ranked_by_field(scores)}
+        return out
 
     def store_rows(self) -> tuple[EvaluationRow, list[EvaluationItemRow]]:
         summary = self.summary()
@@ -156,7 +181,7 @@ def evaluate(
     options = eval_options(dataset, options)
     profile = get_profile(default_profile_name(options.profile or analyzer.settings.profile))
     _, model_name = analyzer.resolve_model(profile, options.model_path)
-    specs = FIELD_SPECS[dataset.template]
+    specs = load_template(dataset.template).field_specs
     started = time.perf_counter()
     outcomes = run_batch(
         analyzer,
@@ -172,6 +197,8 @@ def evaluate(
     if engine_errors:  # no engine, no measurement: say why instead of reporting zeros
         raise engine_errors[0]
     items = [_item(case, outcome, specs) for case, outcome in zip(dataset.cases, outcomes, strict=True)]
+    for item, outcome in zip(items, outcomes, strict=True):
+        item.rescored = _rescored(analyzer.store, item, outcome, specs)
     result = EvaluationResult(
         dataset,
         profile.name,
@@ -223,3 +250,25 @@ def _item(case: EvalCase, outcome: Outcome, specs: dict[str, Any]) -> ItemResult
     scores = score_result(outcome.result if usable else None, case.labels, specs)
     row.scores_json = json.dumps([sc.as_dict() for sc in scores], ensure_ascii=False)
     return ItemResult(case, row, scores)
+
+
+def _fields(scores: list[FieldScore]) -> dict[str, dict[str, Any]]:
+    """Per field: the counts with precision, recall and F1, and CUAD's ranked figures beside them."""
+    ranks = ranked_by_field(scores)
+    return {name: {**counts.as_dict(), **ranks[name]} for name, counts in by_field(scores).items()}
+
+
+def _rescored(store: Store, item: ItemResult, outcome: Outcome, specs: dict[str, Any]) -> dict[str, list[FieldScore]]:
+    """The item's answer scored again with the confidences each aggregation gives, from the tokens stored with its
+    run. An item without an answer keeps its scores (its labels are missing under any aggregation); a run stored
+    without tokens gives claims without confidence, so the ranked figures say None rather than guess."""
+    if item.row.status != "scored" or outcome.result is None or outcome.run_id is None:
+        return {how: item.scores for how in AGGREGATIONS}
+    loaded = store.get_run(outcome.run_id)
+    tokens = unpack(loaded[0].token_logprobs_json) if loaded else None
+    raw = (loaded[0].raw_output or "") if loaded else ""
+    rescored: dict[str, list[FieldScore]] = {}
+    for how in AGGREGATIONS:
+        confidences = field_confidences(raw, *tokens, how=how) if tokens else {}
+        rescored[how] = score_result(with_confidences(outcome.result, confidences), item.case.labels, specs)
+    return rescored

@@ -13,17 +13,23 @@ precision = right / (right + wrong + spurious), recall = right / (right + wrong 
 Ranked, CUAD-style (Hendrycks et al. 2021, their evaluate.py): every claim (a value the model gave: right, wrong
 or spurious) carries its confidence (confidence.py). Lowering a threshold from the top admits claims in order of
 confidence; a claim below it is not made, so its label (if any) counts as missing and the recall's denominator,
-the labelled values, stays fixed. Each threshold gives one (recall, precision) point, from the anchor (0, 1).
-As in CUAD, precision is made non-increasing in recall (each point takes the best precision at any higher
-recall), **precision at 80 % recall** is that precision at the highest threshold whose recall reaches 0.8
-(0 when even all claims do not reach it), and **AUPR** is the trapezoid area under those points. CUAD sweeps a
-grid of thresholds (0.99, 0.98, ... 0.01, 0.001, 0); we sweep every distinct confidence, the grid's limit, since
-our confidences bunch above 0.99. A field with no labelled value, or with a claim that has no confidence (a run
-stored before confidences), has no ranked figures (None).
+the labelled values, stays fixed. Each threshold gives one (recall, precision) point, after CUAD's anchor (0, 1)
+and its top threshold where nothing is claimed yet (recall 0, precision NaN). As in CUAD, precision is made
+non-increasing in recall (each point takes the best precision at any later point; the NaN takes the best after
+it, as CUAD's ``max`` does, so the curve starts flat at recall 0), **precision at 80 % recall** is that precision
+at the highest threshold whose recall reaches 0.8 (0 when even all claims do not reach it), and **AUPR** is the
+trapezoid area under those points (``sklearn.metrics.auc``). CUAD sweeps a grid of thresholds (0.99, 0.98, ...
+0.01, 0.001, 0, a claim is made when its probability is above the threshold); we sweep every distinct confidence,
+the grid's limit, since our confidences bunch above 0.99 (tests/test_eval_scoring.py checks the two agree on
+CUAD's grid). A field with no labelled value, or with a claim that has no confidence (a run stored before
+confidences), has no ranked figures (None).
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from dataclasses import field as dataclass_field
@@ -32,6 +38,7 @@ from typing import Any
 from docanalyst.evaluation.datasets import Expected
 from docanalyst.evaluation.fields import FieldSpec, values_match
 from docanalyst.evaluation.normalize import is_null, name_key, plain
+from docanalyst.schemas import iter_cited
 
 
 @dataclass
@@ -116,6 +123,15 @@ def predictions(result: Mapping[str, Any] | None, spec: FieldSpec) -> list[tuple
         if isinstance(value, str) and not is_null(value):
             values.append((value.strip(), float(confidence) if isinstance(confidence, int | float) else None))
     return values
+
+
+def with_confidences(result: Mapping[str, Any], confidences: Mapping[str, float]) -> dict[str, Any]:
+    """A copy of a result whose values carry these confidences (by field path; a path not given gets None): the
+    same answer, ranked under another aggregation."""
+    copied = copy.deepcopy(dict(result))
+    for path, cited in iter_cited(copied):
+        cited["confidence"] = confidences.get(path)
+    return copied
 
 
 def predicted_values(result: Mapping[str, Any] | None, spec: FieldSpec) -> list[str]:
@@ -208,9 +224,10 @@ def by_field(scores: Iterable[FieldScore]) -> dict[str, Counts]:
 
 
 def pr_points(claims: Sequence[tuple[float, bool]], labelled: int) -> list[tuple[float, float]]:
-    """(recall, precision) at each distinct confidence, highest first, after the anchor (0, 1); ``claims`` are
-    (confidence, right) pairs and ``labelled`` the values the labels hold (right + wrong + missing)."""
-    points = [(0.0, 1.0)]
+    """(recall, precision) at each distinct confidence, highest first, after CUAD's anchor (0, 1) and its empty top
+    threshold (0, NaN); ``claims`` are (confidence, right) pairs and ``labelled`` the values the labels hold
+    (right + wrong + missing)."""
+    points = [(0.0, 1.0), (0.0, math.nan)]
     ordered = sorted(claims, key=lambda c: -c[0])
     right = claimed = i = 0
     while i < len(ordered):
@@ -224,11 +241,12 @@ def pr_points(claims: Sequence[tuple[float, bool]], labelled: int) -> list[tuple
 
 
 def interpolated(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    """CUAD's ``process_precisions``: each precision raised to the best precision at any later point."""
+    """CUAD's ``process_precisions``: each precision raised to the best precision at any later point; a NaN (no
+    claim at that threshold) takes that best."""
     out: list[tuple[float, float]] = []
     best = 0.0
     for recall, precision in reversed(points):
-        best = max(best, precision)
+        best = best if math.isnan(precision) else max(best, precision)
         out.append((recall, best))
     return out[::-1]
 
@@ -238,7 +256,7 @@ def aupr(claims: Sequence[tuple[float, bool]], labelled: int) -> float | None:
     if labelled <= 0:
         return None
     points = interpolated(pr_points(claims, labelled))
-    return sum((r1 - r0) * (p0 + p1) / 2 for (r0, p0), (r1, p1) in zip(points, points[1:], strict=False))
+    return sum((r1 - r0) * (p0 + p1) / 2 for (r0, p0), (r1, p1) in itertools.pairwise(points))
 
 
 def precision_at_recall(claims: Sequence[tuple[float, bool]], labelled: int, recall: float = 0.8) -> float | None:

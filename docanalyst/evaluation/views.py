@@ -17,7 +17,7 @@ from docanalyst.display import one_line, printable, show_path
 from docanalyst.errors import DocanalystError
 from docanalyst.evaluation import report as reports
 from docanalyst.evaluation.datasets import Dataset
-from docanalyst.evaluation.report import pct
+from docanalyst.evaluation.report import pct, ranked_cells
 from docanalyst.evaluation.runner import EvaluationResult, PlanRow, evaluate
 from docanalyst.pipeline import Analyzer, ExtractOptions
 from docanalyst.store import EvaluationItemRow, EvaluationRow, Store
@@ -126,12 +126,14 @@ def print_summary(console: Console, summary: dict[str, Any], report: Path | None
             f"({summary['model']}) · {summary['template']} v{summary['template_version']}"
         )
     )
-    for column in ("field", "right", "wrong", "missing", "spurious", "absent ok", "precision", "recall", "F1"):
+    columns = ("field", "right", "wrong", "missing", "spurious", "absent ok", "precision", "recall", "F1", "AUPR",
+               "P@80%R")  # fmt: skip
+    for column in columns:
         table.add_column(column, justify="left" if column == "field" else "right")
     for name, c in [*summary["fields"].items(), ("all fields", totals)]:
         table.add_row(
             _e(name), *(str(c[k]) for k in ("right", "wrong", "missing", "spurious", "absent_ok")),
-            pct(c["precision"]), pct(c["recall"]), pct(c["f1"]),
+            pct(c["precision"]), pct(c["recall"]), pct(c["f1"]), *ranked_cells(c),
         )  # fmt: skip
     console.print(table)
     g = summary["grounding"]
@@ -141,6 +143,15 @@ def print_summary(console: Console, summary: dict[str, Any], report: Path | None
         f"reused runs {summary['reused_runs']} · "
         f"quotes found {g['found']}/{g['quotes']} ({pct(g['rate'])}) · {summary['time']['wall_s']} s"
     )
+    aggregations = summary.get("aggregations") or {}
+    if aggregations:
+        console.print(
+            "confidence ranking (AUPR / P@80%R): "
+            + " · ".join(
+                f"{how}{' (used)' if how == summary.get('aggregation') else ''} {' / '.join(ranked_cells(c))}"
+                for how, c in aggregations.items()
+            )
+        )
     if report:
         console.print(
             f"report: {escape(show_path(report))}\nchart:  {escape(show_path(report.with_name('chart.png')))}"
@@ -153,7 +164,8 @@ def print_list(console: Console, rows: Sequence[EvaluationRow], as_json: bool) -
             _json({"id": ev.id, "created_at": ev.created_at.isoformat(), **ev.summary})
         return
     table = Table(title=f"{len(rows)} evaluation(s)")
-    columns = ("id", "when (UTC)", "dataset", "template", "profile", "model", "scored", "precision", "recall", "F1")
+    columns = ("id", "when (UTC)", "dataset", "template", "profile", "model", "scored", "precision", "recall", "F1",
+               "AUPR")  # fmt: skip
     for column in columns:
         table.add_column(column)
     for ev in rows:
@@ -161,7 +173,7 @@ def print_list(console: Console, rows: Sequence[EvaluationRow], as_json: bool) -
         table.add_row(
             str(ev.id), ev.created_at.strftime("%Y-%m-%d %H:%M"), _e(ev.dataset),
             f"{ev.template} v{ev.template_version}", _e(ev.profile), _e(ev.model), f"{ev.scored}/{ev.documents}",
-            pct(totals["precision"]), pct(totals["recall"]), pct(totals["f1"]),
+            pct(totals["precision"]), pct(totals["recall"]), pct(totals["f1"]), ranked_cells(totals)[0],
         )  # fmt: skip
     console.print(table)
 
@@ -169,7 +181,7 @@ def print_list(console: Console, rows: Sequence[EvaluationRow], as_json: bool) -
 def load_evaluation(store: Store, evaluation_id: int) -> tuple[EvaluationRow, list[EvaluationItemRow]]:
     loaded = store.get_evaluation(evaluation_id)
     if loaded is None:
-        raise DocanalystError(f"no evaluation {evaluation_id} (see `docanalyst eval-list`)")
+        raise DocanalystError(f"no evaluation {evaluation_id} (see `docanalyst eval list`)")
     return loaded
 
 

@@ -1,10 +1,11 @@
 """The template file format, as pydantic models: what a user writes in ``nda.yaml`` and what the built-ins are.
 
-One declaration feeds everything that used to restate a template: the result model (schemas.model_for), the
+One declaration feeds everything that used to restate a template: the result model (templates/models.py), the
 prompt's task and field list (prompts/extract.j2), the eval field kinds (evaluation/fields.py), the CLI's
-choices and the UI's list. Bounds are part of the format because structured decoding needs them: without a
-``max_items`` a small model can loop inside a list until the output limit (output_bounds.py refuses such a
-schema). The quote's length is not a template setting: it is the shared leaf bound (schemas.QUOTE_MAX).
+choices and the UI's list. The built-ins are files in this very format (templates/builtin/*.yaml).
+Bounds are part of the format because structured decoding needs them: without a ``max_items`` a small model
+can loop inside a list until the output limit (output_bounds.py refuses such a schema). The quote's length is
+not a template setting: it is the shared leaf bound (schemas.QUOTE_MAX).
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class FieldDef(BaseModel):
     kind: Kind = "text"
     max_length: int = Field(default=VALUE_MAX_DEFAULT, ge=1, le=2000)
     max_items: int | None = Field(default=None, ge=1, le=50)
+    # What one value is called in the JSON schema ($defs) when it needs a model of its own (``extra`` or a
+    # ``max_length`` other than the default): the contract's ``parties`` hold a ``Party`` each.
+    item: str | None = Field(default=None, pattern=IDENTIFIER)
     extra: tuple[SubField, ...] = ()
 
     _text = field_validator("description")(_clean_text)
@@ -72,6 +76,15 @@ class FieldDef(BaseModel):
         if name in RESERVED:
             raise ValueError(f"'{name}' is taken by every value's own keys (value, quote, page)")
         return name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list_bound(cls, data: object) -> object:
+        """A list left without ``max_items`` gets the default bound written in: the declaration is then the same
+        (same hash) whether the file states the default or leaves it out, and `templates show` prints it."""
+        if isinstance(data, dict) and data.get("shape") == "list" and data.get("max_items") is None:
+            return {**data, "max_items": LIST_MAX_DEFAULT}
+        return data
 
     @model_validator(mode="after")
     def _shape_and_bounds(self) -> FieldDef:
@@ -88,12 +101,13 @@ class FieldDef(BaseModel):
 
     @property
     def items(self) -> int:
-        """The list's bound (LIST_MAX_DEFAULT when the file leaves it out)."""
-        return self.max_items or LIST_MAX_DEFAULT
+        """The list's bound (LIST_MAX_DEFAULT when the file leaves it out; 1 for a single value)."""
+        return self.max_items or 1
 
 
 class TemplateSpec(BaseModel):
-    """A whole template. ``groups`` partition the fields (a later version decodes each group on its own)."""
+    """A whole template. ``groups`` partition the fields into sections for showing a result (the web app's
+    result view); a template without groups is one section."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
