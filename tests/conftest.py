@@ -96,30 +96,6 @@ def count_calls(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> list[int]:
     return calls
 
 
-class SharedEngine:
-    """Compatibility for tests not yet moved to ``engine_pool``/``cli_pool`` (test_eval_engine.py hands the
-    engine to ``cli.ENGINE_FACTORY``, whose pool the CLI closes): forwards everything but ``close``."""
-
-    def __init__(self, engine: object) -> None:
-        self._engine = engine
-        self.calls = 0
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._engine, name)
-
-    def generate(self, requests):  # type: ignore[no-untyped-def]
-        self.calls += 1
-        return self._engine.generate(requests)  # type: ignore[attr-defined]
-
-    def close(self) -> None:
-        pass
-
-
-@pytest.fixture
-def shared_embedded(embedded_engine: object) -> SharedEngine:
-    return SharedEngine(embedded_engine)
-
-
 @pytest.fixture
 def cli_pool(engine_pool: EnginePool, monkeypatch: pytest.MonkeyPatch) -> EnginePool:
     """Commands run in-process (CliRunner) on the session's engines, through the CLI's one engine seam."""

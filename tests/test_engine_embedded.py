@@ -24,35 +24,38 @@ STATUSES = {"exact", "normalised", "fuzzy", "not_found", "no_quote"}
 FOUND = {"exact", "normalised", "fuzzy"}
 
 
-class Recorded:
-    """The session engine, keeping every result it returns (the token log-probabilities are checked on them)."""
+class Recording:
+    """What the session engine did during one test: its calls and every result it returned (the token
+    log-probabilities are checked on them). Other attributes are the engine's own (``llm``)."""
 
     def __init__(self, engine: object) -> None:
         self._engine = engine
+        self.calls = 0
         self.results: list = []
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._engine, name)
 
-    def generate(self, requests):  # type: ignore[no-untyped-def]
-        results = self._engine.generate(requests)  # type: ignore[attr-defined]
-        self.results += results
-        return results
-
-    def close(self) -> None:
-        pass
-
 
 @pytest.fixture
-def run_cli(shared_embedded, db_env, monkeypatch):
-    recorded = Recorded(shared_embedded)
-    monkeypatch.setattr(cli, "ENGINE_FACTORY", lambda profile, model_ref: recorded)
+def run_cli(cli_pool, embedded_engine, db_env, monkeypatch):
+    """Commands in-process on the session's embedded engine, through the CLI's one engine seam."""
+    recording = Recording(embedded_engine)
+    real = embedded_engine.generate
+
+    def recorded(requests):  # type: ignore[no-untyped-def]
+        out = real(requests)
+        recording.calls += 1
+        recording.results.extend(out)
+        return out
+
+    monkeypatch.setattr(embedded_engine, "generate", recorded)
     runner = CliRunner()
 
     def invoke(*args: str):
         return runner.invoke(cli.app, list(args), catch_exceptions=False)
 
-    invoke.engine = recorded  # type: ignore[attr-defined]
+    invoke.engine = recording  # type: ignore[attr-defined]
     return invoke
 
 

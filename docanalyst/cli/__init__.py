@@ -10,7 +10,7 @@ the app: the root options (``--version``, the one ``--debug``) and which functio
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -24,11 +24,7 @@ from docanalyst.cli.options import TemplateHelpCommand
 from docanalyst.cli.templates import templates_app
 from docanalyst.cli.ui import ui
 
-__all__ = ["ENGINE_FACTORY", "app", "main", "stdout_to_stderr"]
-
-# The engine factory of the pool ``common.engine_pool`` makes (None: in-process vLLM). Tests point it at a
-# session-wide engine so the CLI runs in-process without a second engine start.
-ENGINE_FACTORY: Any = None
+__all__ = ["app", "main", "stdout_to_stderr"]
 
 app = typer.Typer(
     name="docanalyst",

@@ -36,24 +36,20 @@ def settings(db: str | None = None) -> Settings:
 
 
 class _Pool:
-    """The engine pool of this process and the factory it was made with (see ``engine_pool``)."""
+    """The engine pool of this process (see ``engine_pool``)."""
 
     pool: EnginePool | None = None
-    factory: Any = None
 
 
 def engine_pool() -> EnginePool:
     """The process's engine pool, made on first use: every command that needs an engine gets it from here, and
-    ``close_engines`` (called by ``main`` when the command is done) closes it. Tests set it (``monkeypatch`` on
-    this function, or ``docanalyst.cli.ENGINE_FACTORY`` for a pool built on their own factory), so the CLI runs
-    in-process on a session-wide engine instead of starting another."""
-    import docanalyst.cli as package
+    ``close_engines`` (called by ``main`` when the command is done) closes it. This function is the CLI's one
+    engine seam: tests replace it (``cli_pool`` in tests/conftest.py) so commands run in-process on the
+    session's engines instead of starting another."""
     from docanalyst.engines.pool import EnginePool
 
-    factory = package.ENGINE_FACTORY
-    if _Pool.pool is None or _Pool.factory is not factory:
-        close_engines()  # a test swapped the factory: the old pool's engines are not its engines
-        _Pool.pool, _Pool.factory = EnginePool(Settings.from_env(), factory=factory), factory
+    if _Pool.pool is None:
+        _Pool.pool = EnginePool(Settings.from_env())
     return _Pool.pool
 
 

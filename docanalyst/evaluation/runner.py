@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from docanalyst import __version__
+from docanalyst.batch import Event
 from docanalyst.budget import BudgetReport
 from docanalyst.confidence import AGGREGATIONS, DEFAULT_AGGREGATION, field_confidences, unpack
 from docanalyst.errors import BudgetError, EngineError, PdfError
@@ -39,8 +39,6 @@ from docanalyst.profiles import default_profile_name, get_profile
 from docanalyst.prompting import load_template
 from docanalyst.schemas import schema_hash
 from docanalyst.store import EvaluationItemRow, EvaluationRow, Store
-
-Event = Callable[[str, Any, dict[str, Any]], None]  # batch events: 'read', 'engine', 'done'
 
 
 @dataclass
