@@ -6,6 +6,7 @@ itself is under test (one error line, exit code); everything else goes through C
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from docanalyst import cli, quiet
+from docanalyst import cli, lifecycle, quiet
 from docanalyst.cli import common, edge
 from docanalyst.config import Settings
 from docanalyst.engines import EnginePool, FakeEngine, GenerationRequest, GenerationResult
@@ -42,6 +43,9 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     """The console script in this process: ``main()`` with these arguments, its exit code, stdout and stderr."""
     monkeypatch.setattr(sys, "argv", ["docanalyst", *args])
     monkeypatch.setattr(edge.State, "debug", False)  # what a --debug sets is undone after the test
+    # main() ends its whole process tree when the command is done (lifecycle.stopping): in this process that tree
+    # is the test session's, with its engines (tests/test_signals.py proves the stop in real subprocesses)
+    monkeypatch.setattr(lifecycle, "stopping", contextlib.nullcontext)
     try:
         with pytest.raises(SystemExit) as stopped:
             cli.main()
