@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from docanalyst.config import Settings
-    from docanalyst.engines import VllmEngine
+    from docanalyst.engines import EnginePool, VllmEngine
     from docanalyst.models import EMBEDDED_DIR
     from docanalyst.pipeline import Analyzer, ExtractOptions
     from docanalyst.profiles import get_profile
@@ -44,7 +44,7 @@ def main() -> None:
         t0 = time.perf_counter()
         engine = VllmEngine(get_profile("embedded"), settings.models_dir / EMBEDDED_DIR)
         start_s = time.perf_counter() - t0
-        analyzer = Analyzer(settings, engine_factory=lambda profile, ref: engine)
+        analyzer = Analyzer(settings, pool=EnginePool(settings, lambda profile, ref: engine))
         options = ExtractOptions(template=args.template, profile="embedded", force=True)
         analyzer.extract(args.pdfs[:1], options)  # warm-up (first-call costs), not measured
         batch_s, single_s, statuses = [], [], []

@@ -22,7 +22,6 @@ from docanalyst.budget import BudgetReport, answer_schema, measure, over_budget_
 from docanalyst.config import Settings
 from docanalyst.document import Document
 from docanalyst.engines.base import Engine
-from docanalyst.engines.pool import EngineFactory as EngineFactory  # re-exported: callers import it here
 from docanalyst.engines.pool import EnginePool
 from docanalyst.errors import DocanalystError
 from docanalyst.generation import Ending, Job
@@ -117,20 +116,19 @@ class Analyzer:
     """The settings, the store and an engine pool; reuse one for every document in a process.
 
     ``pool``: engines shared with the rest of the process (never closed here). Without one, the Analyzer owns a
-    pool of its own, built on ``engine_factory`` (the real vLLM engine by default), and ``close`` closes it."""
+    pool of its own (the real vLLM engine) and ``close`` closes it. A caller with its own engine (a test, a
+    benchmark) passes ``EnginePool(settings, factory)``: the pool is the one owner of engines."""
 
     def __init__(
         self,
         settings: Settings,
         store: Store | None = None,
         pool: EnginePool | None = None,
-        *,
-        engine_factory: EngineFactory | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
         self._owns_pool = pool is None
-        self.pool = pool if pool is not None else EnginePool(settings, engine_factory)
+        self.pool = pool if pool is not None else EnginePool(settings)
         self._engine_key: tuple[str, str] | None = None
         self.engine_start_s: float | None = None  # how long this Analyzer waited for its engine to start
 

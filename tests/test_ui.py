@@ -30,6 +30,7 @@ from ui_harness import (
 from webapp import eval_rows, page_images, runs, uploads
 from webapp.evidence import FOUND_STATUSES
 
+from docanalyst.engines import EnginePool
 from docanalyst.pipeline import Analyzer
 from docanalyst.store import Store
 
@@ -247,9 +248,10 @@ def test_evaluations_tab_shows_stored_evaluations_and_survives_run_deletion(app_
         "a.pdf,Northwind Analytics Ltd.;Bluefin Logistics Inc.,New York,2025-03-03,30 days,\n"
     )
     settings = Settings.from_env()
-    analyzer = Analyzer(settings, engine_factory=app_env)
-    result = evaluate(analyzer, load_custom(folder, None, "contract"), ExtractOptions())
-    analyzer.close()
+    with EnginePool(settings, app_env) as pool:
+        analyzer = Analyzer(settings, pool=pool)
+        result = evaluate(analyzer, load_custom(folder, None, "contract"), ExtractOptions())
+        analyzer.close()
     assert result.summary()["totals"] == {
         "right": 5, "wrong": 0, "missing": 0, "spurious": 0, "absent_ok": 1,
         "precision": 1.0, "recall": 1.0, "f1": 1.0,

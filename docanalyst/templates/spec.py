@@ -33,6 +33,12 @@ def _clean_text(text: str) -> str:
     return text
 
 
+def _not_reserved(name: str) -> str:
+    if name in RESERVED:
+        raise ValueError(f"'{name}' is taken by every value's own keys (value, quote, page)")
+    return name
+
+
 class SubField(BaseModel):
     """A plain string beside each value of a field (contract ``parties`` have a ``role``), not separately cited."""
 
@@ -44,12 +50,7 @@ class SubField(BaseModel):
 
     _text = field_validator("description")(_clean_text)
 
-    @field_validator("name")
-    @classmethod
-    def _not_reserved(cls, name: str) -> str:
-        if name in RESERVED:
-            raise ValueError(f"'{name}' is taken by every value's own keys (value, quote, page)")
-        return name
+    _name = field_validator("name")(_not_reserved)
 
 
 class FieldDef(BaseModel):
@@ -70,12 +71,7 @@ class FieldDef(BaseModel):
 
     _text = field_validator("description")(_clean_text)
 
-    @field_validator("name")
-    @classmethod
-    def _not_reserved(cls, name: str) -> str:
-        if name in RESERVED:
-            raise ValueError(f"'{name}' is taken by every value's own keys (value, quote, page)")
-        return name
+    _name = field_validator("name")(_not_reserved)
 
     @model_validator(mode="before")
     @classmethod
