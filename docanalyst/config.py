@@ -7,7 +7,7 @@ stray ``os.environ`` read deep in the code makes that impossible to reason about
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +54,20 @@ class Settings:
     # Labelled documents for `docanalyst eval --dataset cuad|papers` (contracts/ and papers/ below it).
     corpus_dir: Path | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Which engine answers (issue 14): None = in-process, unless a `docanalyst serve` is found on its default
+    # local address (cli.common); "local" = in-process, never look for one; else the base URL of an
+    # OpenAI-compatible vLLM server (`docanalyst serve`, a team's `vllm serve`). DOCANALYST_ENGINE or --engine.
+    engine: str | None = None
+    # Bearer key for that server (DOCANALYST_API_KEY or --api-key); `serve` requires one off loopback.
+    api_key: str | None = None
+    # Engine settings over the profile's (DOCANALYST_ENGINE_ARGS as JSON or k=v,k=v; --engine-arg k=v;
+    # --tensor-parallel-size N): e.g. load_format=dummy for measurements. Recorded with every run.
+    engine_args: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def engine_url(self) -> str | None:
+        """The server's URL when one was named (not "local", not unset)."""
+        return self.engine if self.engine and self.engine != "local" else None
 
     @property
     def models_dir(self) -> Path:
@@ -72,6 +86,9 @@ class Settings:
             corpus_dir=Path(env["DOCANALYST_CORPUS"]).expanduser()
             if env.get("DOCANALYST_CORPUS")
             else _sibling_corpus(),
+            engine=env.get("DOCANALYST_ENGINE", "").strip() or None,
+            api_key=env.get("DOCANALYST_API_KEY") or None,
+            engine_args=parse_engine_args(env.get("DOCANALYST_ENGINE_ARGS", ""), source="DOCANALYST_ENGINE_ARGS"),
         )
 
     def with_db(self, db_url: str | None) -> Settings:
@@ -80,3 +97,36 @@ class Settings:
         from dataclasses import replace
 
         return replace(self, db_url=db_url)
+
+
+def parse_engine_args(raw: str | Sequence[str], *, source: str) -> dict[str, object]:
+    """Engine settings from a JSON object, ``k=v,k=v`` text, or a list of ``k=v`` (``--engine-arg``). Each value
+    is read as JSON when it is JSON (``2``, ``true``, ``{"a": 1}``) and kept as text otherwise (``dummy``); a key
+    is a ``vllm.LLM`` argument name (``load_format``, ``tensor_parallel_size``; dashes become underscores)."""
+    import json
+
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not text:
+            return {}
+        if text.startswith("{"):
+            try:
+                loaded = json.loads(text)
+            except ValueError as exc:
+                raise ConfigError(f"{source} is not a JSON object: {exc}") from None
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"{source} must be a JSON object or k=v,k=v")
+            return {str(k).replace("-", "_"): v for k, v in loaded.items()}
+        items: Sequence[str] = [part for part in text.split(",") if part.strip()]
+    else:
+        items = raw
+    parsed: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{source}: expected key=value, got {item!r}")
+        try:
+            parsed[key.strip().replace("-", "_")] = json.loads(value)
+        except ValueError:
+            parsed[key.strip().replace("-", "_")] = value
+    return parsed
