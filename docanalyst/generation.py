@@ -8,14 +8,18 @@ complete fields salvaged, truncated, invalid) or asks for one re-ask; ``conclude
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from docanalyst.confidence import field_confidences, pack
+from docanalyst.config import Settings
 from docanalyst.document import Document
 from docanalyst.engines.base import GenerationRequest, GenerationResult
 from docanalyst.errors import (
@@ -29,6 +33,7 @@ from docanalyst.errors import (
 from docanalyst.grounding import GroundedField, annotate, ground, summarise
 from docanalyst.options import ExtractOptions
 from docanalyst.planning import Plan
+from docanalyst.profiles import EngineProfile
 from docanalyst.prompting import BuiltPrompt, PromptTemplate, build_prompt
 from docanalyst.runs import RunKey, RunRecord
 from docanalyst.salvage import salvage
@@ -56,6 +61,7 @@ class Job:
     attempts: int = 0
     raw: str | None = None
     last: GenerationResult | None = None  # the latest answer (its token log-probabilities give the confidences)
+    engine: Mapping[str, Any] = field(default_factory=dict)  # which engine answers (``engine_record``)
 
     def __post_init__(self) -> None:
         if self.prompt is None:
@@ -79,15 +85,49 @@ class Ending:
 def run_key(
     document: Document, template: PromptTemplate, model: type[BaseModel], plan: Plan, question: str | None
 ) -> RunKey:
+    return key_of(document.sha256, template, model, plan.profile, plan.model_name, question)
+
+
+def key_of(
+    sha256: str,
+    template: PromptTemplate,
+    model: type[BaseModel],
+    profile: EngineProfile,
+    model_name: str,
+    question: str | None,
+) -> RunKey:
+    """The RunKey of a question about the document with this sha256 (known before the file is read)."""
+    bounds = profile.output_bounds
     return RunKey(
-        document.sha256,
-        template.name,
-        template.version,
-        schema_hash(model, plan.profile.output_bounds),
-        plan.profile.name,
-        plan.model_name,
-        question,
+        sha256, template.name, template.version, schema_hash(model, bounds), profile.name, model_name, question
     )
+
+
+def file_keys(
+    path: str | Path, asks: Sequence[tuple[PromptTemplate, str | None]], profile: EngineProfile, model_name: str
+) -> list[RunKey]:
+    """The RunKeys of these questions about the file at ``path``, before it is read (its sha256 is its
+    document's id); none when it does not start like a PDF or cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            if b"%PDF" not in fh.read(1024):
+                return []
+            fh.seek(0)
+            sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return []
+    return [key_of(sha256, template, template.result_model, profile, model_name, q) for template, q in asks]
+
+
+def engine_record(settings: Settings) -> dict[str, Any]:
+    """Which engine answers, as a run records it: the backend, the server's base URL, the engine arguments
+    (the API key never)."""
+    url = settings.engine_url
+    return {
+        "backend": "server" if url else "in-process",
+        "url": url.rstrip("/").removesuffix("/v1") if url else None,
+        "args": dict(settings.engine_args),
+    }
 
 
 def request(job: Job, options: ExtractOptions) -> GenerationRequest:
@@ -218,6 +258,7 @@ def run_record(
             "repetition_guard": options.repetition_guard and profile.repetition_guard,
             "structured_output": "json_schema",
             "whitespace": "none",
+            "engine": dict(job.engine),
         },
         status=ending.status,
         error=str(ending.error) if ending.error else None,

@@ -144,7 +144,7 @@ class Analyzer:
         return planning.resolve_model(self.settings, profile, model_path)
 
     def tokenizer_for(self, model_ref: str, profile: EngineProfile) -> TokenCounter:
-        return planning.tokenizer_for(model_ref, profile)
+        return planning.tokenizer_for(self.settings, model_ref, profile)
 
     def plan(self, document: Document, options: ExtractOptions) -> Plan:
         """The profile, model, budget and prompt for this document; raises BudgetError when it cannot run."""
@@ -182,6 +182,27 @@ class Analyzer:
         engine = self.pool.get(profile, model_ref)
         self._engine_key, self.engine_start_s = key, time.perf_counter() - started
         return engine
+
+    def start_engine_early(
+        self, paths: Sequence[str | Path], options: ExtractOptions, asks: Sequence[tuple[str, str | None]] = ()
+    ) -> None:
+        """Start the requested profile's engine in the background while ``paths`` are read (``extract`` and
+        ``ask`` with ``early_start``), when one of them will need it: a file that looks like a PDF with a question
+        (``asks``: template, question; default the options' template) not stored yet. A document that then needs
+        another engine (the long profile) waits for this start and gets its own; ``get`` raises a failed start."""
+        target = planning.engine_target(self.settings, options)
+        if target is None or (target[0].name, target[1]) in self.pool.loaded():
+            return
+        profile, model_ref, model_name = target
+        try:
+            templates = [(load_template(t), q) for t, q in asks or [(options.template, None)]]
+            for path in paths:
+                keys = generation.file_keys(path, templates, profile, model_name)
+                if keys and (options.force or not all(self.store.find_run(k, options.reuse_statuses) for k in keys)):
+                    self.pool.start_soon(profile, model_ref)
+                    return
+        except DocanalystError:
+            return  # the same error comes back where the document is admitted, with its path
 
     def close(self) -> None:
         """Close the engines of the Analyzer's own pool (a pool it was given stays open)."""
@@ -224,7 +245,7 @@ class Analyzer:
     def _job(self, prepared: Prepared, options: ExtractOptions, asked: str, question: str | None) -> Job:
         document, profile = prepared.document, get_profile(prepared.profile)
         template = load_template(asked)
-        tokenizer = planning.tokenizer_for(prepared.model_ref, profile)
+        tokenizer = planning.tokenizer_for(self.settings, prepared.model_ref, profile)
         reserve = reserve_for(template, profile, tokenizer, document.page_count)
         prompt = prepared.prompt
         if asked != options.template or question is not None:
@@ -240,7 +261,7 @@ class Analyzer:
             plan=plan, schema=answer_schema(template, profile, document.page_count),
             max_tokens=min(reserve, profile.max_model_len - prompt.tokens, options.max_output_tokens or reserve),
             started=time.perf_counter() - timings.get("read_s", 0.0) - timings.get("tokenize_s", 0.0),
-            timings=timings, question=question,
+            timings=timings, question=question, engine=generation.engine_record(self.settings),
         )  # fmt: skip
 
     def _reused(self, job: Job, stored: StoredRun) -> Outcome:
@@ -316,10 +337,18 @@ class Analyzer:
         return [next(outcomes) if isinstance(a, Job) else a for a in admitted]
 
     def extract(
-        self, paths: Sequence[str | Path], options: ExtractOptions, progress: Progress | None = None
+        self,
+        paths: Sequence[str | Path],
+        options: ExtractOptions,
+        progress: Progress | None = None,
+        *,
+        early_start: bool = False,
     ) -> list[Outcome]:
-        """Extract the template's fields from every file: all the files that need the engine go in one call."""
+        """Extract the template's fields from every file: all the files that need the engine go in one call.
+        ``early_start``: the engine starts while the files are read (``start_engine_early``)."""
         say = progress or _quiet
+        if early_start:
+            self.start_engine_early(paths, options)
         admitted: list[Admitted] = []
         for path in paths:
             say(str(path), "reading")
@@ -340,14 +369,18 @@ class Analyzer:
         options: ExtractOptions,
         templates: Sequence[str] = (),
         progress: Progress | None = None,
+        *,
+        early_start: bool = False,
     ) -> list[Outcome]:
         """Several questions and templates about one document. The first request goes alone and fills the
         prefix cache with the document; all the others then go together and are served from it."""
         say = progress or _quiet
         say(str(path), "reading")
         base = replace(options, template="ask") if questions else replace(options, template=templates[0])
-        prepared = self.prepare(path, base)
         asks: list[tuple[str, str | None]] = [("ask", q) for q in questions] + [(t, None) for t in templates]
+        if early_start:
+            self.start_engine_early([path], base, asks)
+        prepared = self.prepare(path, base)
         admitted: list[Admitted] = []
         for template_name, question in asks:
             try:

@@ -8,8 +8,12 @@ fallback when it fits there, and only with ``--allow-yarn``; nothing is ever tru
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from docanalyst.budget import BudgetReport, LengthFloor, length_error, length_floor, measure, over_budget_error
@@ -20,7 +24,7 @@ from docanalyst.options import ExtractOptions
 from docanalyst.profiles import EngineProfile, default_profile_name, get_profile
 from docanalyst.prompting import BuiltPrompt, PromptTemplate, load_template
 from docanalyst.statuses import Fit, Verdict
-from docanalyst.tokenization import TokenCounter, estimate_tokenizer, model_tokenizer
+from docanalyst.tokenization import ServerTokenizer, TokenCounter, estimate_tokenizer, model_tokenizer
 
 NO_LONGER_PROFILE = "use a profile with a longer window (e.g. --profile qwen3-next on a GPU)"
 
@@ -98,33 +102,135 @@ class _Fitting:
 
 
 def resolve_model(settings: Settings, profile: EngineProfile, model_path: str | None) -> tuple[str, str]:
-    """(what vLLM loads, the model name we record): ``--model``, else the profile's installed folder, else its
-    hub id."""
+    """(what the engine loads, the model name we record): ``--model`` (a folder; with a server, also the name it
+    serves), else the profile's installed folder, else its hub id. The recorded name carries the engine
+    arguments that change what the model computes (``recorded_model``), so such a run is never reused for
+    another."""
     if model_path:
         folder = Path(model_path).expanduser()
-        if not (folder / "config.json").exists():
-            raise ConfigError("not a model folder (no config.json)", path=folder)
-        return str(folder.resolve()), folder.resolve().name
+        if (folder / "config.json").exists():
+            return str(folder.resolve()), recorded_model(folder.resolve().name, settings, profile)
+        if settings.engine_url:  # a server's model, by the name it serves
+            return model_path, model_path
+        raise ConfigError("not a model folder (no config.json)", path=folder)
     local = profile.local_folder
     if local:
         folder = settings.models_dir / local
-        if not (folder / "config.json").exists():
-            raise ConfigError(
-                f"model for profile '{profile.name}' is not installed in {folder}; run: docanalyst models install"
-            )
-        return str(folder), local
-    return profile.model, profile.model
+        if (folder / "config.json").exists():
+            return str(folder), recorded_model(local, settings, profile)
+        if settings.engine_url:  # served under its folder name (`docanalyst serve`); nothing needed here
+            return local, local
+        raise ConfigError(
+            f"model for profile '{profile.name}' is not installed in {folder}; run: docanalyst models install"
+        )
+    return profile.model, recorded_model(profile.model, settings, profile)
 
 
-def tokenizer_for(model_ref: str, profile: EngineProfile) -> TokenCounter:
-    """The model's own tokenizer when it is on disk (exact counts), else the profile's labelled estimate."""
+def served_model_name(model_ref: str) -> str:
+    """The name a server knows this model by: a folder's name (what `docanalyst serve` passes as
+    --served-model-name), else the reference itself (a hub id, or a name given with --model)."""
+    return Path(model_ref).name if Path(model_ref).is_dir() else model_ref
+
+
+def requested_model_name(settings: Settings, options: ExtractOptions) -> str:
+    """The served name of the model this command asks for, whether or not it is installed here (the CLI looks
+    for a `docanalyst serve` that serves it)."""
+    if options.model_path:
+        folder = Path(options.model_path).expanduser()
+        return folder.resolve().name if (folder / "config.json").exists() else options.model_path
+    profile = requested_profile(settings, options)
+    return profile.local_folder or profile.model
+
+
+def recorded_model(name: str, settings: Settings, profile: EngineProfile) -> str:
+    """The model name a run records: ``name``, plus the engine arguments that change what the model computes
+    (``smollm2-135m-instruct [load_format=dummy]``). Arguments that only change speed or memory
+    (PERFORMANCE_ARGS) and those equal to the profile's own setting leave it alone; any other does, so an
+    argument docanalyst does not know errs on the side of computing again."""
+    changed = {
+        key: value
+        for key, value in sorted(settings.engine_args.items())
+        if key not in PERFORMANCE_ARGS and _profile_setting(profile, key) != value
+    }
+    if not changed:
+        return name
+    shown = ",".join(f"{key}={_shown(value)}" for key, value in changed.items())
+    if len(shown) > 80:  # e.g. a whole hf_overrides object: a digest keeps the name readable and distinct
+        shown = "args-" + hashlib.sha256(shown.encode()).hexdigest()[:12]
+    return f"{name} [{shown}]"
+
+
+# Engine arguments that change speed, memory or parallelism, never the tokens a greedy request gets back.
+PERFORMANCE_ARGS = frozenset(
+    {
+        "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "distributed_executor_backend",
+        "gpu_memory_utilization", "kv_cache_memory_bytes", "swap_space", "cpu_offload_gb", "max_num_seqs",
+        "max_num_batched_tokens", "max_model_len", "enforce_eager", "enable_prefix_caching", "enable_chunked_prefill",
+        "prefix_cache_retention_interval", "block_size", "disable_custom_all_reduce", "disable_log_stats",
+        "compilation_config", "max_seq_len_to_capture", "max_logprobs", "gdn_prefill_backend", "mamba_cache_mode",
+    }
+)  # fmt: skip
+
+
+def _profile_setting(profile: EngineProfile, key: str) -> object:
+    if key in profile.engine_kwargs:
+        return profile.engine_kwargs[key]
+    value = getattr(profile, key, None)
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _shown(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def tokenizer_for(
+    settings: Settings, model_ref: str, profile: EngineProfile, *, estimate: bool = False
+) -> TokenCounter:
+    """The model's own tokenizer: its folder's or the hub cache's, else the server's (``--engine URL``). A prompt
+    is never built from an estimate: without any of those, a ConfigError says how to get the tokenizer. Only
+    ``estimate`` (the ``tokens`` command) falls back to the profile's labelled estimate."""
+    found = local_tokenizer_folder(model_ref)
+    if found is not None:
+        return model_tokenizer(found)
+    if settings.engine_url:
+        return _server_tokenizer(settings.engine_url, served_model_name(model_ref), settings.api_key)
+    if estimate:
+        return estimate_tokenizer(profile.estimate_encoding)
+    pull = (
+        f"run `docanalyst models pull {profile.name}` (or `--tokenizer-only`), " if model_ref == profile.model else ""
+    )
+    raise ConfigError(
+        f"the tokenizer of {model_ref} is not on this machine: {pull}pass --model FOLDER, "
+        "or use a server with --engine URL"
+    )
+
+
+def local_tokenizer_folder(model_ref: str) -> Path | None:
+    """The folder holding this model's tokenizer.json on this machine (the model folder, or the hub cache)."""
     folder = Path(model_ref)
     if (folder / "tokenizer.json").exists():
-        return model_tokenizer(folder)
-    cached = _hub_cached_folder(model_ref)
-    if cached is not None:
-        return model_tokenizer(cached)
-    return estimate_tokenizer(profile.estimate_encoding)
+        return folder
+    return _hub_cached_folder(model_ref)
+
+
+@lru_cache(maxsize=8)
+def _server_tokenizer(url: str, model: str, api_key: str | None) -> TokenCounter:
+    """One per server and model in a process (it asks the server once for its tokenizer's facts)."""
+    return ServerTokenizer(url, model, api_key)
+
+
+def engine_target(settings: Settings, options: ExtractOptions) -> tuple[EngineProfile, str, str] | None:
+    """(profile, model reference, recorded model name) of the engine the requested profile's documents go to,
+    when its model and tokenizer are at hand; None when planning would stop first. What the CLI starts while
+    the documents are read."""
+    try:
+        profile = requested_profile(settings, options)
+        model_ref, model_name = resolve_model(settings, profile, options.model_path)
+    except ConfigError:
+        return None
+    if settings.engine_url is None and local_tokenizer_folder(model_ref) is None:
+        return None
+    return profile, model_ref, model_name
 
 
 def requested_profile(settings: Settings, options: ExtractOptions) -> EngineProfile:
@@ -159,23 +265,30 @@ def assess(settings: Settings, document: Document, options: ExtractOptions) -> t
     """The ``tokens`` command: the exact report for the requested profile and the verdict, never an error for
     a long document (it runs in a reader process bounded in memory, so the exact count is safe to take)."""
     template = load_template(options.template)
-    first = _fit(settings, document, template, requested_profile(settings, options), options, bound_first=False)
+    requested = requested_profile(settings, options)
+    first = _fit(settings, document, template, requested, options, bound_first=False, estimate=True)
     assert first.report is not None
     if first.fits:
         return first.report, Verdict(Fit.FITS)
-    longer = _long_fallback(settings, document, template, first.profile, options)
+    longer = _long_fallback(settings, document, template, first.profile, options, estimate=True)
     if longer is not None and longer.fits:
         return first.report, Verdict(Fit.NEEDS_LONG, longer.profile.name)
     return first.report, Verdict(Fit.TOO_LONG)
 
 
 def _long_fallback(
-    settings: Settings, document: Document, template: PromptTemplate, profile: EngineProfile, options: ExtractOptions
+    settings: Settings,
+    document: Document,
+    template: PromptTemplate,
+    profile: EngineProfile,
+    options: ExtractOptions,
+    estimate: bool = False,
 ) -> _Fitting | None:
     """The one long-document rule: the profile's long fallback, measured (None when the profile has none)."""
     if not profile.long_fallback:
         return None
-    return _fit(settings, document, template, get_profile(profile.long_fallback), options, bound_first=True)
+    longer = get_profile(profile.long_fallback)
+    return _fit(settings, document, template, longer, options, bound_first=True, estimate=estimate)
 
 
 def _fit(
@@ -186,10 +299,12 @@ def _fit(
     options: ExtractOptions,
     *,
     bound_first: bool,
+    estimate: bool = False,
 ) -> _Fitting:
-    """Measure on one profile; with ``bound_first``, skip the exact count when the length bound already fails."""
+    """Measure on one profile; with ``bound_first``, skip the exact count when the length bound already fails;
+    with ``estimate`` (``tokens``), a missing tokenizer gives the labelled estimate instead of an error."""
     model_ref, model_name = resolve_model(settings, profile, options.model_path)
-    tokenizer = tokenizer_for(model_ref, profile)
+    tokenizer = tokenizer_for(settings, model_ref, profile, estimate=estimate)
     floor = length_floor(document, template, profile, tokenizer) if bound_first else None
     if floor is not None and not floor.fits:
         return _Fitting(profile, model_ref, model_name, tokenizer, floor, None, None)

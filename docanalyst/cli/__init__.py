@@ -1,7 +1,7 @@
-"""Command line: ``docanalyst extract|batch|ask|tokens|list|show|export|eval|templates|models|ui``.
+"""Command line: ``docanalyst extract|batch|ask|tokens|list|show|export|eval|templates|models|ui|serve``.
 
 One module per command group (reading.py: extract/ask/tokens; batch.py; runs.py: list/show/export; evals.py;
-models.py; ui.py; templates.py), the options they share declared once (options.py), what they print in
+models.py; ui.py; templates.py; serve.py), the options they share declared once (options.py), what they print in
 tables.py, and the edge where every error becomes one line and an exit code (edge.py). This module only builds
 the app: the root options (``--version``, the one ``--debug``) and which function answers which name.
 
@@ -17,6 +17,7 @@ import typer
 from docanalyst import __version__
 from docanalyst.cli import batch as batch_cmd
 from docanalyst.cli import evals, reading, runs
+from docanalyst.cli import serve as serve_cmd
 from docanalyst.cli.common import out
 from docanalyst.cli.edge import main, set_debug, stdout_to_stderr
 from docanalyst.cli.models import models_app
@@ -69,3 +70,4 @@ app.command("eval-compare", hidden=True, help="Alias of `docanalyst eval compare
 app.add_typer(models_app, name="models")
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(ui)
 app.add_typer(templates_app, name="templates")
+app.command()(serve_cmd.serve)

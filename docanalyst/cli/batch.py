@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from docanalyst.cli.common import emit_json, err, open_analyzer, path_text, safe_text, settings
+from docanalyst.cli.common import emit_json, engine_settings, err, open_analyzer, path_text, safe_text
 from docanalyst.cli.edge import stdout_to_stderr
 from docanalyst.cli.options import (
     ALLOW_YARN,
@@ -26,7 +26,10 @@ from docanalyst.cli.options import (
     READ_TIMEOUT,
     TEMPLATE,
     AllowYarnOpt,
+    ApiKeyOpt,
     DbOpt,
+    EngineArgOpt,
+    EngineOpt,
     MaxMemoryOpt,
     ModelOpt,
     OcrLangOpt,
@@ -36,6 +39,7 @@ from docanalyst.cli.options import (
     ReadTimeoutOpt,
     StrictOpt,
     TemplateOpt,
+    TensorParallelOpt,
     extract_options,
 )
 from docanalyst.display import printable, show_path
@@ -130,6 +134,10 @@ def batch(
     ocr_lang: OcrLangOpt = OCR_LANG,
     read_timeout: ReadTimeoutOpt = READ_TIMEOUT,
     max_memory: MaxMemoryOpt = MAX_MEMORY,
+    engine: EngineOpt = None,
+    api_key: ApiKeyOpt = None,
+    engine_arg: EngineArgOpt = None,
+    tensor_parallel_size: TensorParallelOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Process a folder: parallel reading, many documents per engine call, resumable after any stop.
@@ -144,8 +152,9 @@ def batch(
         force=not resume, reuse_statuses=FLAGGED_STATUSES, strict=strict,
         ocr=ocr, ocr_lang=ocr_lang, read_timeout=read_timeout, max_memory=max_memory,
     )  # fmt: skip
+    config = engine_settings(db, options, engine, api_key, engine_arg, tensor_parallel_size)
     progress = BatchProgress(len(files), jsonl)
-    with open_analyzer(settings(db)) as analyzer, stdout_to_stderr(stream_results=jsonl), progress.bar:
+    with open_analyzer(config) as analyzer, stdout_to_stderr(stream_results=jsonl), progress.bar:
         outcomes = run_batch(
             analyzer,
             files,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from docanalyst.cli.common import command_line, err, open_analyzer, out, settings
+from docanalyst.cli.common import command_line, engine_settings, err, open_analyzer, out, settings
 from docanalyst.cli.edge import stdout_to_stderr
 from docanalyst.cli.options import (
     ALLOW_YARN,
@@ -23,7 +23,10 @@ from docanalyst.cli.options import (
     OCR_LANG,
     READ_TIMEOUT,
     AllowYarnOpt,
+    ApiKeyOpt,
     DbOpt,
+    EngineArgOpt,
+    EngineOpt,
     ForceOpt,
     JsonOpt,
     MaxMemoryOpt,
@@ -37,6 +40,7 @@ from docanalyst.cli.options import (
     ReportDirOpt,
     RowId,
     TemplateHelpCommand,
+    TensorParallelOpt,
     extract_options,
 )
 
@@ -96,6 +100,10 @@ def run(
     read_timeout: ReadTimeoutOpt = READ_TIMEOUT,
     max_memory: MaxMemoryOpt = MAX_MEMORY,
     as_json: JsonOpt = False,
+    engine: EngineOpt = None,
+    api_key: ApiKeyOpt = None,
+    engine_arg: EngineArgOpt = None,
+    tensor_parallel_size: TensorParallelOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Evaluate a labelled dataset: per-field precision, recall, F1, precision at 80 % recall and AUPR.
@@ -108,12 +116,12 @@ def run(
     from docanalyst.evaluation.datasets import resolve
     from docanalyst.evaluation.runner import plan
 
-    config = settings(db)
-    data = resolve(dataset, config.corpus_dir, labels, template).limited(limit)
     options = extract_options(
         profile=profile, model=model, password=password, allow_yarn=allow_yarn, force=force, ocr=ocr,
         ocr_lang=ocr_lang, read_timeout=read_timeout, max_memory=max_memory,
     )  # fmt: skip
+    config = engine_settings(db, options, engine, api_key, engine_arg, tensor_parallel_size)
+    data = resolve(dataset, config.corpus_dir, labels, template).limited(limit)
     if dry_run:
         with open_analyzer(config) as analyzer:
             views.print_plan(out(), data, plan(analyzer, data, options), as_json)

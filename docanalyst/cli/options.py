@@ -107,7 +107,41 @@ ProfileOpt = Annotated[
         help="Engine profile (see `docanalyst models list`). Default: embedded without a GPU, qwen3-next with one.",
     ),
 ]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="A local Hugging Face model folder to use instead.")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="A local Hugging Face model folder to use instead; with a server (--engine), the name it serves.",
+    ),
+]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        metavar="URL|local",
+        help="Which engine answers: a server's URL (`docanalyst serve`, a `vllm serve`), or local for an engine in "
+        "this process. Default: DOCANALYST_ENGINE, else a `docanalyst serve` at http://127.0.0.1:8008 that serves "
+        "the model, else in this process.",
+    ),
+]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option("--api-key", help="The server's key (sent as a Bearer token). Default: DOCANALYST_API_KEY."),
+]
+EngineArgOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--engine-arg",
+        metavar="KEY=VALUE",
+        help="An engine setting over the profile's, for the engine this command starts (a vllm.LLM argument; "
+        "repeatable; the value is read as JSON when it is JSON), e.g. load_format=dummy. Recorded with each run; "
+        "one that changes what the model computes also marks the run's model name. Adds to DOCANALYST_ENGINE_ARGS.",
+    ),
+]
+TensorParallelOpt = Annotated[
+    int | None,
+    typer.Option("--tensor-parallel-size", min=1, max=1024, help="GPUs the engine spreads over (an engine argument)."),
+]
 PasswordOpt = Annotated[str | None, typer.Option("--password", help="Password of an encrypted PDF.")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: sqlite in DOCANALYST_HOME).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]

@@ -11,7 +11,16 @@ from typing import Annotated
 
 import typer
 
-from docanalyst.cli.common import emit_json, open_analyzer, out, path_text, progress_line, safe_text, settings
+from docanalyst.cli.common import (
+    emit_json,
+    engine_settings,
+    open_analyzer,
+    out,
+    path_text,
+    progress_line,
+    safe_text,
+    settings,
+)
 from docanalyst.cli.edge import stdout_to_stderr
 from docanalyst.cli.options import (
     ALLOW_YARN,
@@ -21,7 +30,10 @@ from docanalyst.cli.options import (
     READ_TIMEOUT,
     TEMPLATE,
     AllowYarnOpt,
+    ApiKeyOpt,
     DbOpt,
+    EngineArgOpt,
+    EngineOpt,
     ForceOpt,
     JsonOpt,
     MaxMemoryOpt,
@@ -36,6 +48,7 @@ from docanalyst.cli.options import (
     StrictOpt,
     TemplateOpt,
     TemplatesOpt,
+    TensorParallelOpt,
     extract_options,
 )
 from docanalyst.cli.tables import report
@@ -68,6 +81,10 @@ def extract(
     max_output_tokens: MaxOutputOpt = None,
     repetition_guard: RepetitionGuardOpt = True,
     min_confidence: MinConfidenceOpt = None,
+    engine: EngineOpt = None,
+    api_key: ApiKeyOpt = None,
+    engine_arg: EngineArgOpt = None,
+    tensor_parallel_size: TensorParallelOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Extract validated, page-cited fields from whole PDFs and store the runs."""
@@ -76,8 +93,9 @@ def extract(
         strict=strict, ocr=ocr, ocr_lang=ocr_lang, read_timeout=read_timeout, max_memory=max_memory,
         max_output_tokens=max_output_tokens, repetition_guard=repetition_guard,
     )  # fmt: skip
-    with open_analyzer(settings(db)) as analyzer, stdout_to_stderr(), progress_line() as say:
-        outcomes = analyzer.extract(files, options, progress=say)
+    config = engine_settings(db, options, engine, api_key, engine_arg, tensor_parallel_size)
+    with open_analyzer(config) as analyzer, stdout_to_stderr(), progress_line() as say:
+        outcomes = analyzer.extract(files, options, progress=say, early_start=True)
     raise typer.Exit(report(outcomes, as_json, min_confidence))
 
 
@@ -99,6 +117,10 @@ def ask(
     ocr_lang: OcrLangOpt = OCR_LANG,
     read_timeout: ReadTimeoutOpt = READ_TIMEOUT,
     max_memory: MaxMemoryOpt = MAX_MEMORY,
+    engine: EngineOpt = None,
+    api_key: ApiKeyOpt = None,
+    engine_arg: EngineArgOpt = None,
+    tensor_parallel_size: TensorParallelOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Answer questions about one document with verified page citations.
@@ -114,8 +136,9 @@ def ask(
         profile=profile, model=model, password=password, allow_yarn=allow_yarn, force=force, strict=strict,
         ocr=ocr, ocr_lang=ocr_lang, read_timeout=read_timeout, max_memory=max_memory,
     )  # fmt: skip
-    with open_analyzer(settings(db)) as analyzer, stdout_to_stderr(), progress_line() as say:
-        outcomes = analyzer.ask(file, asked, options, extra, progress=say)
+    config = engine_settings(db, options, engine, api_key, engine_arg, tensor_parallel_size)
+    with open_analyzer(config) as analyzer, stdout_to_stderr(), progress_line() as say:
+        outcomes = analyzer.ask(file, asked, options, extra, progress=say, early_start=True)
     raise typer.Exit(report(outcomes, as_json))
 
 

@@ -1,7 +1,9 @@
-"""The engine layer: one protocol (base.py), its backends (vllm.py, fake.py) and the pool that owns them.
+"""The engine layer: one protocol (base.py), its backends (vllm.py in this process, server.py over HTTP, fake.py)
+and the pool that owns them.
 
-Importing this package imports no vLLM or torch: ``VllmEngine`` imports vLLM only when it is built, and
-guard.py (which does import them) is loaded by name inside vLLM's engine process, never from here.
+Importing this package imports no vLLM, torch or httpx: ``VllmEngine`` imports vLLM only when it is built,
+``ServerEngine`` httpx likewise, and guard.py (which does import vLLM) is loaded by name inside vLLM's engine
+process, never from here.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from docanalyst.engines.base import (
 )
 from docanalyst.engines.fake import FakeEngine
 from docanalyst.engines.pool import EngineFactory, EnginePool
+from docanalyst.engines.server import ServerEngine, server_factory
 from docanalyst.engines.vllm import VllmEngine
 
 __all__ = [
@@ -28,5 +31,7 @@ __all__ = [
     "FakeEngine",
     "GenerationRequest",
     "GenerationResult",
+    "ServerEngine",
     "VllmEngine",
+    "server_factory",
 ]

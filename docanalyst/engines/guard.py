@@ -9,18 +9,25 @@ closing ``]`` (the loop is a repeated list item). It only ever picks a token the
 and it changes nothing while there is no loop, so answers without a loop are the same with or without it.
 
 Part of the engine layer: vLLM loads this class by name (``base.GUARD_CLASS``) in its engine process
-(``LLM(logits_processors=…)``), and a request opts in through ``SamplingParams.extra_args[GUARD_KEY]``.
+(``LLM(logits_processors=…)``, ``vllm serve --logits-processors``), and a request opts in through
+``SamplingParams.extra_args[GUARD_KEY]``: the ids as a mapping (in-process), or as JSON text (through a server's
+``vllm_xargs``, whose values may only be strings and numbers in vLLM 0.24), or ``{"ids": "engine"}`` when the client
+has no vocabulary (``tokenization.ServerTokenizer``): the guard then takes the ids from the engine's own tokenizer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import torch
 from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
 from docanalyst.engines.base import GUARD_KEY
+from docanalyst.tokenization import guard_ids
 
 MAX_PERIOD = 48  # longest repeated unit looked for, in tokens (a list item of a small model fits)
 REPEATS = 3  # the unit must occur this many times in a row
@@ -47,11 +54,37 @@ def loop_period(ids: list[int]) -> int | None:
 class RepetitionGuard(AdapterLogitsProcessor):
     """Per request: force the closing token of the loop found at the tail of the output (see module doc)."""
 
+    def __init__(self, vllm_config: Any, device: torch.device, is_pin_memory: bool) -> None:
+        super().__init__(vllm_config, device, is_pin_memory)
+        model_config = vllm_config.model_config
+        self._tokenizer = (str(model_config.tokenizer), getattr(model_config, "tokenizer_revision", None))
+
     def is_argmax_invariant(self) -> bool:
         return False  # it changes which token greedy decoding picks
 
-    def new_req_logits_processor(self, params: Any) -> Callable[[list[int], torch.Tensor], torch.Tensor] | None:
+    @cached_property
+    def _engine_ids(self) -> dict[str, Any] | None:
+        """The guard's ids from the engine's own tokenizer.json (its folder, or the hub cache)."""
+        from tokenizers import Tokenizer
+
+        name, revision = self._tokenizer
+        path = Path(name) / "tokenizer.json"
+        if not path.is_file():
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(name, "tokenizer.json", revision=revision))
+        return guard_ids(Tokenizer.from_file(str(path)).get_vocab(with_added_tokens=False))
+
+    def _config(self, params: Any) -> Mapping[str, Any] | None:
         config = (params.extra_args or {}).get(GUARD_KEY)
+        if isinstance(config, str):
+            config = json.loads(config)
+        if config and "quote_ids" not in config:
+            return self._engine_ids
+        return config or None
+
+    def new_req_logits_processor(self, params: Any) -> Callable[[list[int], torch.Tensor], torch.Tensor] | None:
+        config = self._config(params)
         if not config:
             return None
         quote_ids = frozenset(int(i) for i in config["quote_ids"])

@@ -17,7 +17,7 @@ from typing import Any
 
 from docanalyst import quiet
 from docanalyst.engines.base import GUARD_CLASS, GUARD_KEY, EngineInfo, GenerationRequest, GenerationResult
-from docanalyst.errors import EngineError
+from docanalyst.errors import ConfigError, EngineError
 from docanalyst.profiles import EngineProfile
 
 
@@ -54,12 +54,12 @@ class VllmEngine:
         os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
         if profile.device == "cpu":
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cpu_kv_cache_gib))
-        kwargs = _llm_kwargs(profile, self.model_path)
-        kwargs.update(overrides or {})
+        kwargs = with_overrides(_llm_kwargs(profile, self.model_path), overrides or {})
         self.settings = {k: v for k, v in kwargs.items() if k not in ("model", "tokenizer")}
         # safetensors loading bars are chatter on every start (they ignore TQDM_DISABLE): off unless --debug
         kwargs["use_tqdm_on_load"] = not quiet.is_on()
         started = time.perf_counter()
+        check_engine_args(overrides or {})
         try:
             from vllm import LLM
 
@@ -126,6 +126,39 @@ class VllmEngine:
         with contextlib.suppress(Exception):  # best effort: the process may be exiting anyway
             llm.llm_engine.engine_core.shutdown()
         self._llm = None
+
+
+def with_overrides(kwargs: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The profile's ``vllm.LLM`` arguments with the caller's (``--engine-arg``) over them; an object given for
+    an object (``hf_overrides``, ``compilation_config``) is merged into the profile's, key by key."""
+    merged = dict(kwargs)
+    for key, value in overrides.items():
+        base = merged.get(key)
+        if isinstance(base, Mapping) and isinstance(value, Mapping):
+            merged[key] = {**base, **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def check_engine_args(args: Mapping[str, Any]) -> None:
+    """A ConfigError (one line, exit 2) for an engine argument that ``vllm.LLM`` does not take, with the closest
+    name it does: a typo in ``--engine-arg`` must not surface as a TypeError deep inside the engine start."""
+    if not args:
+        return
+    import dataclasses
+    import difflib
+    import inspect
+
+    from vllm import LLM
+    from vllm.engine.arg_utils import EngineArgs
+
+    names = {f.name for f in dataclasses.fields(EngineArgs)} | set(inspect.signature(LLM.__init__).parameters)
+    for key in args:
+        if key not in names or key in ("self", "kwargs"):
+            close = difflib.get_close_matches(key, sorted(names), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"unknown engine argument {key!r} (vllm.LLM does not take it){hint}")
 
 
 def _llm_kwargs(profile: EngineProfile, model_path: str) -> dict[str, Any]:
