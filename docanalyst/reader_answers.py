@@ -58,6 +58,7 @@ _KNOWN_ERRORS: dict[str, type[DocanalystError]] = {
         errors.EmptyDocumentError,
         errors.NoTextError,
         errors.ConfigError,
+        errors.EngineError,  # a server's tokenizer (--engine URL) that did not answer: exit 5, not a PDF's fault
         PdfTextLimitError,
     )
 }
