@@ -12,7 +12,7 @@ import contextlib
 import json
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -46,6 +46,17 @@ class TokenCounter(Protocol):
     def count(self, text: str) -> int: ...
 
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str: ...
+
+
+def encode_cut(encode: Callable[[str], list[int]], pattern: re.Pattern[str], text: str) -> list[int]:
+    """``text`` encoded with every match of ``pattern`` (an added token) cut after its first character, the pieces
+    encoded apart: BPE then spells each one with ordinary tokens, so no control token comes out of document text."""
+    ids: list[int] = []
+    at = 0
+    for match in pattern.finditer(text):
+        ids += encode(text[at : match.start() + 1])
+        at = match.start() + 1
+    return ids + encode(text[at:])
 
 
 def _render(template: str, messages: Sequence[dict[str, str]], special: dict[str, Any]) -> str:
@@ -97,12 +108,7 @@ class ModelTokenizer:
         apart, so BPE spells it with ordinary tokens; text without one encodes exactly as ``encode``."""
         if self._added_pattern is None:
             return self.encode(text)
-        ids: list[int] = []
-        at = 0
-        for match in self._added_pattern.finditer(text):
-            ids += self.encode(text[at : match.start() + 1])
-            at = match.start() + 1
-        return ids + self.encode(text[at:])
+        return encode_cut(self.encode, self._added_pattern, text)
 
     @cached_property
     def _added_pattern(self) -> re.Pattern[str] | None:
@@ -312,12 +318,7 @@ class ServerTokenizer:
 
     def encode_text(self, text: str) -> list[int]:
         """Ids of ``text`` as plain text: no added token can come out of it (see the class doc)."""
-        ids: list[int] = []
-        at = 0
-        for match in self._added_pattern.finditer(text):
-            ids += self.encode(text[at : match.start() + 1])
-            at = match.start() + 1
-        return ids + self.encode(text[at:])
+        return encode_cut(self.encode, self._added_pattern, text)
 
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         info = self._info or {}
