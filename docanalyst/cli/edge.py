@@ -115,15 +115,24 @@ def main() -> None:
     from docanalyst.cli import app
     from docanalyst.cli.common import close_engines
 
+    left_behind = False
     try:
         with lifecycle.stopping():  # SIGINT/SIGTERM at any moment: the whole process tree ends, exit 130/143
             try:
                 code = app(args=hoist_debug(sys.argv[1:]), standalone_mode=False)
             finally:
-                close_engines()  # the engines this command started, once, whatever happened
+                # The engines this command started, once, whatever happened. A start begun while reading that
+                # nothing used (the reading failed, say) is not waited for: its processes are ended now, before
+                # the error line, and the process ends at once below (its thread would keep it alive).
+                left_behind = close_engines(wait=False)
     except BaseException as exc:  # every failure becomes a line and a code here
         code = _exit_code(exc)
-    sys.exit(code if isinstance(code, int) else 0)
+    code = code if isinstance(code, int) else 0
+    if left_behind:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def _exit_code(exc: BaseException) -> Any:
