@@ -119,7 +119,9 @@ def prepare(args: argparse.Namespace) -> None:
     made["bundle-250k.pdf"] = tokens
     for name, count in made.items():
         size_mb = (docs / name).stat().st_size / 1e6
-        print(f"{name}: ~{count:,} text tokens, {size_mb:.1f} MB" + (f", {files} contracts" if "bundle" in name else ""))
+        print(
+            f"{name}: ~{count:,} text tokens, {size_mb:.1f} MB" + (f", {files} contracts" if "bundle" in name else "")
+        )
 
 
 def _case(spec: str) -> tuple[str, dict[str, str]]:
