@@ -16,7 +16,8 @@ appends one JSON line: the command's wall time and its own breakdown (read, toke
 ground and store) and usage (prompt, cached and output tokens, per field group when it has groups).
 
 Case spec: ``DOC:KEY=VALUE,...`` with keys ``groups`` (``--field-groups``), ``evidence`` (``--evidence``),
-``read`` (``serial`` sets DOCANALYST_READ_WORKERS=1: today's one-process reader), ``tables`` (``off`` adds
+``code`` (a folder holding another checkout of docanalyst, the command's working folder: today's path is the
+commit before issue 15, with its one-process reader), ``tables`` (``off`` adds
 ``--no-tables``), ``ask`` (N questions through ``docanalyst ask``: the first fills the cache, the rest are the
 follow-ups). Example:
 
@@ -187,12 +188,13 @@ def run(args: argparse.Namespace) -> None:
         doc, options = _case(spec)
         with tempfile.TemporaryDirectory() as tmp:
             env = dict(os.environ)
-            if options.get("read") == "serial":
-                env["DOCANALYST_READ_WORKERS"] = "1"
+            # another checkout of docanalyst (today's path: the commit before issue 15); `python -m` puts the
+            # working folder first on sys.path, so the command runs there
+            cwd = Path(options["code"]).resolve() if "code" in options else REPO
             reset = _reset_cache(args.engine)
-            command = _command(args, Path(args.docs) / doc, options, Path(tmp) / "bench.db")
+            command = _command(args, Path(args.docs).resolve() / doc, options, Path(tmp) / "bench.db")
             started = time.perf_counter()
-            proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.timeout)
+            proc = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=args.timeout)
             wall = time.perf_counter() - started
         try:
             rows = _breakdown(json.loads(proc.stdout))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,9 @@ from docanalyst.runs import RunKey, RunRecord
 from docanalyst.salvage import salvage
 from docanalyst.schemas import schema_hash
 from docanalyst.statuses import QuoteStatus, RunStatus
+from docanalyst.tokenization import TokenCounter
+
+Groups = tuple[tuple[str, ...], ...]  # field groups: the template's field names, one tuple per request
 
 
 @dataclass
@@ -62,6 +65,12 @@ class Job:
     raw: str | None = None
     last: GenerationResult | None = None  # the latest answer (its token log-probabilities give the confidences)
     engine: Mapping[str, Any] = field(default_factory=dict)  # which engine answers (``engine_record``)
+    # Field groups (field_groups.py): the split of the template's fields, one request each (empty: one request);
+    # the parts sent for them, the one-token prefill's usage, and the per-group usage the run stores.
+    groups: tuple[tuple[str, ...], ...] = ()
+    parts: list[Job] = field(default_factory=list)
+    prefill: dict[str, int] = field(default_factory=dict)
+    group_usage: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.prompt is None:
@@ -69,7 +78,7 @@ class Job:
 
     @property
     def key(self) -> RunKey:
-        return run_key(self.document, self.template, self.result_model, self.plan, self.question)
+        return run_key(self.document, self.template, self.result_model, self.plan, self.question, self.groups)
 
 
 @dataclass(frozen=True)
@@ -83,9 +92,14 @@ class Ending:
 
 
 def run_key(
-    document: Document, template: PromptTemplate, model: type[BaseModel], plan: Plan, question: str | None
+    document: Document,
+    template: PromptTemplate,
+    model: type[BaseModel],
+    plan: Plan,
+    question: str | None,
+    groups: Groups = (),
 ) -> RunKey:
-    return key_of(document.sha256, template, model, plan.profile, plan.model_name, question)
+    return key_of(document.sha256, template, model, plan.profile, plan.model_name, question, groups)
 
 
 def key_of(
@@ -95,19 +109,28 @@ def key_of(
     profile: EngineProfile,
     model_name: str,
     question: str | None,
+    groups: Groups = (),
 ) -> RunKey:
-    """The RunKey of a question about the document with this sha256 (known before the file is read)."""
-    bounds = profile.output_bounds
-    return RunKey(
-        sha256, template.name, template.version, schema_hash(model, bounds), profile.name, model_name, question
-    )
+    """The RunKey of a question about the document with this sha256 (known before the file is read). A run
+    decoded in field groups answers with other requests (another split, other prompts): its grouping goes into
+    the schema hash, so a 4-group run never answers for the 1-group one (whose hash stays what it always was)."""
+    hashed = schema_hash(model, profile.output_bounds)
+    if groups:
+        grouping = ";".join(",".join(group) for group in groups)
+        hashed = hashlib.sha256(f"{hashed}|field_groups:{grouping}".encode()).hexdigest()[:16]
+    return RunKey(sha256, template.name, template.version, hashed, profile.name, model_name, question)
 
 
 def file_keys(
-    path: str | Path, asks: Sequence[tuple[PromptTemplate, str | None]], profile: EngineProfile, model_name: str
+    path: str | Path,
+    asks: Sequence[tuple[PromptTemplate, str | None]],
+    profile: EngineProfile,
+    model_name: str,
+    groups_of: Callable[[PromptTemplate], Groups] | None = None,
 ) -> list[RunKey]:
     """The RunKeys of these questions about the file at ``path``, before it is read (its sha256 is its
-    document's id); none when it does not start like a PDF or cannot be read."""
+    document's id); none when it does not start like a PDF or cannot be read. ``groups_of``: each template's
+    field groups (field_groups.plan_groups), which are part of the key."""
     try:
         with open(path, "rb") as fh:
             if b"%PDF" not in fh.read(1024):
@@ -116,7 +139,9 @@ def file_keys(
             sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError:
         return []
-    return [key_of(sha256, template, template.result_model, profile, model_name, q) for template, q in asks]
+    return [
+        key_of(sha256, t, t.result_model, profile, model_name, q, groups_of(t) if groups_of else ()) for t, q in asks
+    ]
 
 
 def engine_record(settings: Settings) -> dict[str, Any]:
@@ -189,8 +214,26 @@ def judge(job: Job, result: GenerationResult, options: ExtractOptions, *, last_t
 
 def _reask(job: Job, message: str) -> None:
     """The same document prefix (served from the engine's prefix cache), with the validation error added."""
-    prompt = build_prompt(job.document, job.template, job.plan.tokenizer, reask_error=message, question=job.question)
+    assert job.prompt is not None
+    prompt = with_task(
+        job.prompt, job.document, job.template, job.plan.tokenizer, reask_error=message, question=job.question
+    )
     job.prompt, job.max_tokens = prompt, min(job.max_tokens, job.plan.profile.max_model_len - prompt.tokens)
+
+
+def with_task(
+    prompt: BuiltPrompt,
+    document: Document,
+    template: PromptTemplate,
+    tokenizer: TokenCounter,
+    *,
+    reask_error: str | None = None,
+    question: str | None = None,
+) -> BuiltPrompt:
+    """``prompt``'s prefix, as already tokenised, with another task after it (a re-ask, one field group): the
+    prefix does not depend on the task (prompting.py), and tokenising a 233K-token document again costs ~1 s."""
+    task = build_prompt(document, template, tokenizer, reask_error=reask_error, document_text="", question=question)
+    return BuiltPrompt(prompt.prefix, task.suffix, prompt.prefix_ids, task.suffix_ids)
 
 
 def _salvage(
@@ -216,8 +259,11 @@ def conclude(job: Job, ending: Ending, options: ExtractOptions) -> tuple[Ending,
     """Ground the result's quotes in the document; under ``--strict`` a quote not found fails an ok run."""
     if ending.result is None:
         return ending, []
-    last = job.last
-    confidences = field_confidences(job.raw or "", last.token_texts, last.token_logprobs) if last else {}
+    confidences: dict[str, float] = {}
+    for answer in job.parts or [job]:  # a grouped job: each part's answer scores its own fields
+        last = answer.last
+        if last is not None:
+            confidences.update(field_confidences(answer.raw or "", last.token_texts, last.token_logprobs))
     fields = ground(job.document, ending.result, confidences)
     grounding = summarise(fields)
     if ending.status == RunStatus.OK and options.strict and grounding.not_found:
@@ -259,6 +305,8 @@ def run_record(
             "structured_output": "json_schema",
             "whitespace": "none",
             "engine": dict(job.engine),
+            # field groups (field_groups.py): the one-token prefill's and every group's usage; absent: one request
+            **({"field_groups": job.group_usage} if job.group_usage is not None else {}),
         },
         status=ending.status,
         error=str(ending.error) if ending.error else None,

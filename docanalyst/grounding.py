@@ -28,6 +28,7 @@ from typing import Any
 from rapidfuzz import fuzz
 
 from docanalyst.document import Document
+from docanalyst.evidence import resolve
 from docanalyst.schemas import iter_cited
 from docanalyst.statuses import QuoteStatus
 
@@ -283,6 +284,13 @@ def ground(
     confidences = confidences or {}
     out: list[GroundedField] = []
     for path, cited in iter_cited(result):
+        if isinstance(cited.get("evidence"), list):  # --evidence refs: grounded by reference, not searched for
+            ref = resolve(cited["evidence"], document)
+            out.append(
+                GroundedField(path, cited.get("value"), ref.quote, ref.page, ref.status, ref.page, ref.start, ref.end,
+                              100.0 if ref.quote else None, confidences.get(path))
+            )  # fmt: skip
+            continue
         quote, page = cited.get("quote"), cited.get("page")
         match = index.locate(quote, page) if quote else Match(QuoteStatus.NO_QUOTE)
         out.append(
@@ -323,9 +331,27 @@ def annotate(result: dict[str, Any], fields: list[GroundedField]) -> dict[str, A
     for path, cited in iter_cited(annotated):
         field = by_path.get(path)
         if field is not None:
+            if isinstance(cited.get("evidence"), list):  # refs: the stored leaf keeps the shape quotes give it
+                cited["quote"], cited["page"] = field.quote, field.page
             cited["quote_status"] = field.status
             cited["quote_found"] = field.quote_found
             cited["found_page"] = field.found_page
             cited["span"] = [field.span_start, field.span_end] if field.span_start is not None else None
             cited["confidence"] = field.confidence
     return annotated
+
+
+def resolve_evidence(result: dict[str, Any], document: Document) -> dict[str, Any]:
+    """A copy of a validated ``--evidence refs`` result in the shape every stored result has: each value's
+    ``evidence`` ids resolved to ``quote`` (the cited sentences' text, as in ``Document.text``) and ``page``;
+    the ids stay beside them. ``ground`` resolves the same ids to the span and the status (``cited``, or
+    ``unknown_reference``), and ``annotate`` fills quote and page itself, so calling this is only needed where a
+    result is shown before it is annotated. A quotes result comes back unchanged."""
+    import copy
+
+    resolved = copy.deepcopy(result)
+    for _path, cited in iter_cited(resolved):
+        if isinstance(cited.get("evidence"), list):
+            ref = resolve(cited["evidence"], document)
+            cited["quote"], cited["page"] = ref.quote, ref.page
+    return resolved

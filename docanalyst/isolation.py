@@ -130,7 +130,7 @@ def prepare_request(
 ) -> dict[str, Any]:
     """The JSON request for reading and planning one file (what ``Analyzer.prepare`` does, in the reader)."""
     plan = {"settings": _settings_json(settings), "options": asdict(options)}
-    read = {"ocr": options.ocr, "ocr_language": options.ocr_language,
+    read = {"ocr": options.ocr, "ocr_language": options.ocr_language, "tables": options.tables,
             "table_budget_s": options.read_timeout_s * TABLE_BUDGET_SHARE}  # fmt: skip
     return {"path": str(path), "password": options.password, "options": read, "max_chars": max_chars, "plan": plan}
 

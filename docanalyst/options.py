@@ -37,3 +37,10 @@ class ExtractOptions:
     ocr_language: str = "eng"
     read_timeout_s: float = 300.0
     read_memory_mb: int = 2048
+    # --no-tables: read ruled tables as plain text, without table detection (faster; pdf.load_pdf's ``tables``).
+    tables: bool = True
+    # How values cite the document: "quotes" or "refs" (numbered sentences, evidence.py); None: the profile's.
+    evidence: str | None = None
+    # --field-groups: decode a template's fields as this many requests side by side on the document's cached
+    # prefix (field_groups.py). None: the profile's default (EngineProfile.field_groups); 1: one request.
+    field_groups: int | None = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +100,11 @@ def _longest(node: dict[str, Any], root: dict[str, Any], where: str) -> tuple[st
         text, inner = _longest(node.get("items") or {}, root, f"{where}[]")
         count = node["maxItems"]
         return "[" + SEPARATORS[0].join([text] * count) + "]", inner * count
+    if kind == "string" and isinstance(node.get("pattern"), str) and not isinstance(node.get("maxLength"), int):
+        longest = pattern_chars(node["pattern"])
+        if longest is None:
+            raise ConfigError(f"the string '{where}' has a pattern of unbounded length: the answer cannot be bounded")
+        return '""', longest
     if kind == "string":
         if not isinstance(node.get("maxLength"), int):
             raise ConfigError(f"the string '{where}' has no maxLength: the answer's length cannot be bounded")
@@ -112,6 +118,25 @@ def _longest(node: dict[str, Any], root: dict[str, Any], where: str) -> tuple[st
     if kind == "null":
         return "null", 0
     raise ConfigError(f"the field '{where}' has no type the answer's length can be bounded for")
+
+
+# One regex atom (a class, an escape, any other character) and its optional bounded repeat.
+_ATOM = re.compile(r"(\[(?:\\.|[^\]])*\]|\\.|[^\\\[\](){}|*+?^$])(\{(\d+)(?:,(\d+))?\}|\?)?")
+
+
+def pattern_chars(pattern: str) -> int | None:
+    """The longest string a simple pattern matches (the evidence ids' ``^S[1-9][0-9]{0,6}$``: 8), or None when
+    it cannot be told: alternation, groups, ``*`` or ``+`` (a string only its maxLength can bound)."""
+    body = pattern.removeprefix("^").removesuffix("$")
+    total, at = 0, 0
+    while at < len(body):
+        match = _ATOM.match(body, at)
+        if match is None:
+            return None
+        repeat, _low, high = match[2], match[3], match[4]
+        total += 1 if repeat is None or repeat == "?" else int(high if high is not None else _low)
+        at = match.end()
+    return total
 
 
 def worst_case_tokens(schema: dict[str, Any], tokenizer: TokenCounter) -> int:

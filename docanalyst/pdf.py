@@ -17,8 +17,8 @@ import math
 import os
 import re
 import time
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pymupdf
 
@@ -31,37 +31,57 @@ from docanalyst.errors import (
     EncryptedPdfError,
     NotAPdfError,
 )
+from docanalyst.page_workers import (
+    ReadNotes,
+    distinct_warnings,
+    page_ranges,
+    raise_failure,
+    read_ranges,
+    serve,
+    worker_count,
+)
 
 # MuPDF prints repair chatter on stderr by default; we collect it as document warnings instead.
 pymupdf.TOOLS.mupdf_display_errors(False)
 pymupdf.TOOLS.mupdf_display_warnings(False)
 
 _MIN_TABLE_CELLS = 4
-# find_tables costs ~0.1 s a page, so it only runs where vector rules could make a table: at least three
-# horizontal rules (booktabs-style tables have no vertical ones), or two each way. Measured on the corpus:
-# every table PyMuPDF finds is on such a page; a page of prose with a header rule is skipped.
-_MIN_RULES = 3
+# find_tables costs 0.1-1 s a page (PyMuPDF runs its layout model on the page first), so it only runs where
+# vector rules could make a table: rules at three distinct heights (booktabs-style tables have no vertical
+# ones), or at two heights and two distinct x positions. A rule drawn twice, or both edges of a thin filled
+# rectangle, count once: counting them twice (as before issue 15) sent a page with a header and a footer rule
+# (The Art of Public Speaking: 45 of its 85 candidate pages) to find_tables. Measured on ../shared/corpus
+# (docs/BENCHMARKS.md, "Reading in parallel"): every table PyMuPDF finds is on such a page.
+_MIN_ROWS = 3
 # Seconds of reading after which table detection stops for the remaining pages: half of the default read
 # timeout (300 s, pipeline.ExtractOptions.read_timeout_s), so that plain text and OCR keep the other half.
 # The isolated reader passes isolation.TABLE_BUDGET_SHARE of its own time limit instead.
 TABLE_BUDGET_S = 150.0
-# Up to this many pages with an unreadable text layer get one warning each; more are named in one.
-_UNREADABLE_SHOWN = 5
 
 
 def _may_hold_table(page: pymupdf.Page) -> bool:
-    horizontal = vertical = 0
+    """Whether the page's drawings alone could make a table (the distinct heights and x positions of its
+    horizontal and vertical rules; a rectangle gives its four edges, a thin one a single rule)."""
+    rows: set[int] = set()
+    columns: set[int] = set()
     for drawing in page.get_cdrawings():
         for item in drawing["items"]:
             if item[0] == "l":
                 (x0, y0), (x1, y1) = item[1], item[2]
-                horizontal += abs(y0 - y1) < 1 and abs(x0 - x1) > 5
-                vertical += abs(x0 - x1) < 1 and abs(y0 - y1) > 5
+                if abs(y0 - y1) < 1 and abs(x0 - x1) > 5:
+                    rows.add(round(y0))
+                if abs(x0 - x1) < 1 and abs(y0 - y1) > 5:
+                    columns.add(round(x0))
             elif item[0] == "re":
                 rect = pymupdf.Rect(item[1])
-                horizontal += 2 if rect.width > 5 else 0
-                vertical += 2 if rect.height > 5 else 0
-    return horizontal >= _MIN_RULES or (horizontal >= 2 and vertical >= 2)
+                if rect.width > 5 and rect.height > 5:
+                    rows.update((round(rect.y0), round(rect.y1)))
+                    columns.update((round(rect.x0), round(rect.x1)))
+                elif rect.width > 5:
+                    rows.add(round((rect.y0 + rect.y1) / 2))
+                elif rect.height > 5:
+                    columns.add(round((rect.x0 + rect.x1) / 2))
+    return len(rows) >= _MIN_ROWS or (len(rows) >= 2 and len(columns) >= 2)
 
 
 DEFAULT_OCR_LANGUAGE = "eng"
@@ -126,11 +146,6 @@ def out_of_memory(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
-
-
-def _pages_phrase(numbers: Sequence[int]) -> str:
-    shown = ", ".join(str(n) for n in numbers[:20]) + (" …" if len(numbers) > 20 else "")
-    return f"page {shown}" if len(numbers) == 1 else f"pages {shown}"
 
 
 def _sha256(path: Path) -> str:
@@ -220,6 +235,7 @@ def load_pdf(
     ocr_language: str = DEFAULT_OCR_LANGUAGE,
     ocr_dpi: int = DEFAULT_OCR_DPI,
     table_budget_s: float | None = TABLE_BUDGET_S,
+    workers: int | None = None,
 ) -> Document:
     """Read every page of a PDF into a Document (text per page, tables as Markdown, metadata, sha256).
 
@@ -228,12 +244,15 @@ def load_pdf(
     or ``eng+deu``) when it is installed; otherwise they carry a warning. Once reading has taken
     ``table_budget_s`` seconds (None: no limit), the remaining pages are read without table detection, with
     one warning, so that a long document full of ruled tables is read as text instead of not at all.
+    A long document is read by several processes at once (``docanalyst.page_workers``; ``workers``: how many,
+    this one included, instead of one per core and per ``MIN_PAGES_PER_WORKER`` pages); the Document is the same.
     """
     path = Path(path)
     _check_language(ocr_language)
-    reader = _PageReader(tables, ocr, ocr_language, ocr_dpi, table_budget_s)
+    deadline = None if table_budget_s is None else time.monotonic() + table_budget_s
+    options = {"tables": tables, "ocr": ocr, "language": ocr_language, "dpi": ocr_dpi, "deadline": deadline}
     try:
-        return _load_pdf(path, password, reader)
+        return _load_pdf(path, password, options, table_budget_s, workers)
     except DocanalystError:
         raise
     except Exception as exc:  # MuPDF can fail anywhere on a damaged file (fuzzing found page_count raising)
@@ -242,18 +261,13 @@ def load_pdf(
 
 
 class _PageReader:
-    """Reads the pages of one file in order, carrying what spans pages: whether OCR can run (asked only when
-    a page needs it: finding Tesseract runs a subprocess), the table-detection deadline, and the notes."""
+    """Reads pages in order, carrying what spans pages: whether OCR can run (asked only when a page needs it:
+    finding Tesseract runs a subprocess), the table-detection deadline, and the notes."""
 
-    def __init__(self, tables: bool, ocr: bool, language: str, dpi: int, table_budget_s: float | None) -> None:
-        self.tables, self.language, self.dpi, self.table_budget_s = tables, language, dpi, table_budget_s
-        self.deadline = None if table_budget_s is None else time.monotonic() + table_budget_s
-        self.ocr_skipped: str | None = None if ocr else "OCR is turned off"
+    def __init__(self, tables: bool, ocr: bool, language: str, dpi: int, deadline: float | None) -> None:
+        self.tables, self.language, self.dpi, self.deadline = tables, language, dpi, deadline
+        self.found = ReadNotes(language, None if ocr else "OCR is turned off")
         self.ocr_checked = not ocr
-        self.notes: list[str] = []
-        self.read_by_ocr: list[int] = []
-        self.not_read: list[int] = []
-        self.unreadable: list[tuple[int, str, str]] = []  # page, why, what was done
         self.tables_stopped_at: int | None = None
 
     def read(self, page: pymupdf.Page, number: int) -> PageContent:
@@ -268,11 +282,11 @@ class _PageReader:
         recovered = self._ocr(page, number)
         if garbled is not None:
             done = "read by OCR instead" if recovered else self._why_no_ocr(recovered)
-            self.unreadable.append((number, garbled, done))
+            self.found.unreadable.append((number, garbled, done))
         elif recovered:
-            self.read_by_ocr.append(number)
-        elif self.ocr_skipped is not None:
-            self.not_read.append(number)
+            self.found.read_by_ocr.append(number)
+        elif self.found.ocr_skipped is not None:
+            self.found.not_read.append(number)
         if recovered:
             return PageContent(text=recovered, has_text_layer=True, tables=n_tables, ocr=True)
         return PageContent(text=text, has_text_layer=has_text, tables=n_tables)
@@ -280,8 +294,8 @@ class _PageReader:
     def _ocr(self, page: pymupdf.Page, number: int) -> str | None:
         """The page's text read by Tesseract; None when OCR cannot run, "" when it failed or found nothing."""
         if not self.ocr_checked:
-            self.ocr_skipped, self.ocr_checked = ocr_unavailable_reason(self.language), True
-        if self.ocr_skipped is not None:
+            self.found.ocr_skipped, self.ocr_checked = ocr_unavailable_reason(self.language), True
+        if self.found.ocr_skipped is not None:
             return None
         try:
             recovered = _ocr_page(page, self.language, self.dpi)
@@ -289,54 +303,59 @@ class _PageReader:
             if out_of_memory(exc):
                 raise DamagedPdfError("OCR ran out of memory", page=number) from exc
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            self.notes.append(safe_text(f"OCR failed on page {number}: {reason}"))
+            self.found.notes.append(safe_text(f"OCR failed on page {number}: {reason}"))
             return ""
         return recovered if recovered.strip() else ""
 
     def _why_no_ocr(self, recovered: str | None) -> str:
-        return f"OCR not run: {self.ocr_skipped}" if recovered is None else "OCR found no text in it either"
-
-    def warnings(self, page_count: int) -> list[str]:
-        notes = list(self.notes)
-        if self.read_by_ocr:
-            notes.append(f"text on {_pages_phrase(self.read_by_ocr)} recovered by OCR (Tesseract, {self.language})")
-        if self.not_read:
-            notes.append(f"OCR not run on {_pages_phrase(self.not_read)}: {self.ocr_skipped}")
-        if len(self.unreadable) <= _UNREADABLE_SHOWN:
-            notes += [f"page {n}: the text layer looks unreadable ({why}); {done}" for n, why, done in self.unreadable]
-        else:
-            for done in dict.fromkeys(d for _n, _w, d in self.unreadable):
-                numbers = [n for n, _w, d in self.unreadable if d == done]
-                why = "odd characters or implausible words"
-                notes.append(f"{_pages_phrase(numbers)}: the text layer looks unreadable ({why}); {done}")
-        if self.tables_stopped_at is not None:
-            notes.append(
-                f"tables not detected on pages {self.tables_stopped_at}-{page_count} (read as plain text): table "
-                f"detection stops after {self.table_budget_s:g} s so that reading ends within its time limit"
-            )
-        return notes
+        return f"OCR not run: {self.found.ocr_skipped}" if recovered is None else "OCR found no text in it either"
 
 
-def _load_pdf(path: Path, password: str | None, reader: _PageReader) -> Document:
+def _read_range(doc: pymupdf.Document, first: int, last: int, options: dict[str, Any]) -> dict[str, Any]:
+    """Pages ``first``..``last`` (1-based) as JSON: their contents and notes (MuPDF's warnings included), or
+    the error of the first page that failed, as a serial read would raise it."""
+    reader = _PageReader(options["tables"], options["ocr"], options["language"], options["dpi"], options["deadline"])
+    pymupdf.TOOLS.reset_mupdf_warnings()
+    pages: list[list[Any]] = []
+    for number in range(first, last + 1):
+        try:
+            content = reader.read(doc.load_page(number - 1), number)
+        except Exception as exc:
+            error = exc if isinstance(exc, DocanalystError) else DamagedPdfError(f"cannot open: {exc}")
+            fault = {"class": type(error).__name__, "message": error.message, "memory": out_of_memory(exc)}
+            return {"error": {**fault, "page": number}}
+        pages.append([content.text, content.has_text_layer, content.tables, content.ocr])
+    if reader.tables_stopped_at is not None:
+        reader.found.tables_stopped.append([reader.tables_stopped_at, last])
+    reader.found.mupdf = [w for w in pymupdf.TOOLS.mupdf_warnings().splitlines() if w.strip()]
+    return {"pages": pages, "notes": reader.found.to_json()}
+
+
+def _load_pdf(
+    path: Path, password: str | None, options: dict[str, Any], table_budget_s: float | None, workers: int | None
+) -> Document:
     pymupdf.TOOLS.reset_mupdf_warnings()
     doc = open_pdf(path, password)
     try:
         if doc.page_count == 0:
             raise EmptyDocumentError("no pages (empty or damaged beyond repair)", path=path)
-        contents: list[PageContent] = []
-        for index in range(doc.page_count):
-            try:
-                contents.append(reader.read(doc.load_page(index), index + 1))
-            except DocanalystError as exc:
-                raise type(exc)(exc.message, path=path, page=index + 1) from exc
-            except Exception as exc:
-                raise DamagedPdfError(f"cannot open: {exc}", path=path, page=index + 1) from exc
+        opened = [w for w in pymupdf.TOOLS.mupdf_warnings().splitlines() if w.strip()]
+        processes = worker_count(doc.page_count, workers)
+        requests = [
+            {"path": str(path), "password": password, "first": first, "last": last, "options": options}
+            for first, last in page_ranges(doc.page_count, processes)
+        ]
+        answers = read_ranges(requests, processes, lambda r: _read_range(doc, r["first"], r["last"], options))
+        found, contents = ReadNotes(options["language"]), []
+        for answer in answers:
+            raise_failure(path, answer)
+            found.merge(answer["notes"])
+            contents += [PageContent(str(t), bool(layer), int(n), bool(o)) for t, layer, n, o in answer["pages"]]
         # A page with neither text nor images is blank, not scanned; but a document with no text at all
         # cannot be analysed either way, so mark every page as lacking text then.
         if not any(c.text.strip() for c in contents):
             contents = [PageContent(text=c.text, has_text_layer=False, tables=c.tables) for c in contents]
         meta = doc.metadata or {}
-        warnings = [w for w in pymupdf.TOOLS.mupdf_warnings().splitlines() if w.strip()][:5]
         return build_document(
             contents,
             path=str(path),
@@ -344,7 +363,27 @@ def _load_pdf(path: Path, password: str | None, reader: _PageReader) -> Document
             title=(meta.get("title") or "").strip() or None,
             author=(meta.get("author") or "").strip() or None,
             encrypted=bool(doc.is_encrypted or meta.get("encryption")),
-            warnings=[safe_text(f"MuPDF: {w}") for w in warnings] + reader.warnings(doc.page_count),
+            warnings=[safe_text(f"MuPDF: {w}") for w in distinct_warnings(opened + found.mupdf)[:5]]
+            + found.warnings(doc.page_count, table_budget_s),
         )
     finally:
         doc.close()
+
+
+def range_worker_main() -> None:
+    """A page worker (``docanalyst.page_workers``): reads the page ranges it is sent, one document handle per file."""
+    pymupdf.no_recommend_layout()  # find_tables would print a tip on stdout
+    opened: dict[str, pymupdf.Document] = {}
+
+    def handle(request: dict[str, Any]) -> dict[str, Any]:
+        first = int(request["first"])
+        try:
+            if request["path"] not in opened:
+                opened[request["path"]] = open_pdf(Path(request["path"]), request["password"])
+            doc = opened[request["path"]]
+        except Exception as exc:  # the parent opened it a moment ago: this is a damaged or changed file
+            message = exc.message if isinstance(exc, DocanalystError) else f"cannot open: {exc}"
+            return {"error": {"class": "DamagedPdfError", "message": message, "page": first, "memory": False}}
+        return _read_range(doc, first, int(request["last"]), request["options"])
+
+    serve(handle)

@@ -3,7 +3,8 @@
 - prepare: read, check and measure a PDF in a bounded reader process (isolation.py), planned by planning.py;
 - admit: answer from a stored run when this exact question was answered before, else make a Job;
 - generate: every job for one engine goes in one ``generate`` call (vLLM schedules them together), the invalid
-  answers are re-asked once in a second call (generation.py judges each answer);
+  answers are re-asked once in a second call (generation.py judges each answer); a job decoded in field groups
+  sends one request per group after a one-token prefill of its document (field_groups.py), merged back into one;
 - finish: ground and check the result, store the run in its own transaction, build the Outcome.
 
 Errors are per document: one bad file never sinks the batch. Engines come from an EnginePool (engines/pool.py).
@@ -13,11 +14,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from docanalyst import generation, planning
+from docanalyst import field_groups, generation, planning
 from docanalyst.budget import BudgetReport, answer_schema, measure, over_budget_error, reserve_for
 from docanalyst.config import Settings
 from docanalyst.document import Document
@@ -25,12 +25,12 @@ from docanalyst.engines.base import Engine
 from docanalyst.engines.pool import EnginePool
 from docanalyst.errors import DocanalystError
 from docanalyst.generation import Ending, Job
-from docanalyst.grounding import GroundedField, summarise
 from docanalyst.options import ExtractOptions as ExtractOptions  # re-exported: callers import it here
+from docanalyst.outcome import Outcome as Outcome  # re-exported: callers import it here
 from docanalyst.planning import Plan
 from docanalyst.planning import Prepared as Prepared  # re-exported: callers import it here
 from docanalyst.profiles import EngineProfile, get_profile
-from docanalyst.prompting import PromptTemplate, build_prompt, load_template
+from docanalyst.prompting import build_prompt, load_template, with_evidence
 from docanalyst.runs import StoredRun
 from docanalyst.statuses import FLAGGED_STATUSES as FLAGGED_STATUSES  # re-exported: callers import it here
 from docanalyst.statuses import RunStatus, Verdict
@@ -42,71 +42,6 @@ Progress = Callable[[str, str], None]  # (path, stage)
 
 def _quiet(_path: str, _stage: str) -> None:
     pass
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one question about one document; built once, when it is known (see RunStatus)."""
-
-    path: str
-    status: RunStatus
-    document: Document | None = None
-    template: PromptTemplate | None = None
-    profile: str | None = None
-    model: str | None = None
-    result: dict[str, Any] | None = None
-    fields: list[GroundedField] = field(default_factory=list)
-    usage: dict[str, int] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    budget: BudgetReport | None = None
-    run_id: int | None = None
-    error: DocanalystError | None = None
-    notes: list[str] = field(default_factory=list)
-    question: str | None = None
-    missing: list[str] = field(default_factory=list)  # partial runs: the fields the answer did not deliver
-
-    @classmethod
-    def failed(cls, path: str | Path, error: DocanalystError, status: RunStatus = RunStatus.ERROR) -> Outcome:
-        """A document that never reached the engine (reading, budget, a stored run that could not be read)."""
-        return cls(path=str(path), status=status, error=error)
-
-    @classmethod
-    def of_job(cls, job: Job, status: RunStatus, **done: Any) -> Outcome:
-        """The job's document, template, profile and budget, with what became of it (``done``)."""
-        return cls(
-            path=job.path, status=status, document=job.document, template=job.template, profile=job.plan.profile.name,
-            model=job.plan.model_name, budget=job.plan.budget, notes=list(job.plan.notes), question=job.question,
-            **{"timings": dict(job.timings), **done},
-        )  # fmt: skip
-
-    @property
-    def ok(self) -> bool:
-        return self.status.usable
-
-    def as_json(self) -> dict[str, Any]:
-        doc = self.document
-        return {
-            "document": {
-                "sha256": doc.sha256 if doc else None,
-                "path": self.path,
-                "pages": doc.page_count if doc else None,
-                "tokens": self.budget.document_tokens if self.budget else None,
-            },
-            "template": self.template.name if self.template else None,
-            "template_version": self.template.version if self.template else None,
-            "question": self.question,
-            "profile": self.profile,
-            "model": self.model,
-            "status": self.status,
-            "result": self.result,
-            "grounding": summarise(self.fields).as_dict() if self.result is not None else None,
-            "usage": self.usage,
-            "timings": self.timings,
-            "run_id": self.run_id,
-            "missing": self.missing,
-            "error": str(self.error) if self.error else None,
-            "warnings": [*(doc.warnings if doc else ()), *self.notes],
-        }
 
 
 Admitted = Job | Outcome  # a job for the engine, or the outcome already known (a stored run, an error)
@@ -169,7 +104,7 @@ class Analyzer:
 
         return load_pdf_isolated(
             path, options.password, timeout_s=options.read_timeout_s, memory_mb=options.read_memory_mb,
-            ocr=options.ocr, ocr_language=options.ocr_language,
+            ocr=options.ocr, ocr_language=options.ocr_language, tables=options.tables,
         )  # fmt: skip
 
     # ---- engine ------------------------------------------------------------------------------
@@ -196,8 +131,10 @@ class Analyzer:
         profile, model_ref, model_name = target
         try:
             templates = [(load_template(t), q) for t, q in asks or [(options.template, None)]]
+            tokenizer = planning.tokenizer_for(self.settings, model_ref, profile)
+            split = lambda t: field_groups.plan_groups(t, profile, tokenizer, options.field_groups)  # noqa: E731
             for path in paths:
-                keys = generation.file_keys(path, templates, profile, model_name)
+                keys = generation.file_keys(path, templates, profile, model_name, split)
                 if keys and (options.force or not all(self.store.find_run(k, options.reuse_statuses) for k in keys)):
                     self.pool.start_soon(profile, model_ref)
                     return
@@ -244,7 +181,7 @@ class Analyzer:
 
     def _job(self, prepared: Prepared, options: ExtractOptions, asked: str, question: str | None) -> Job:
         document, profile = prepared.document, get_profile(prepared.profile)
-        template = load_template(asked)
+        template = with_evidence(load_template(asked), options.evidence or profile.evidence)  # issue 15, part 3
         tokenizer = planning.tokenizer_for(self.settings, prepared.model_ref, profile)
         reserve = reserve_for(template, profile, tokenizer, document.page_count)
         prompt = prepared.prompt
@@ -262,13 +199,15 @@ class Analyzer:
             max_tokens=min(reserve, profile.max_model_len - prompt.tokens, options.max_output_tokens or reserve),
             started=time.perf_counter() - timings.get("read_s", 0.0) - timings.get("tokenize_s", 0.0),
             timings=timings, question=question, engine=generation.engine_record(self.settings),
+            groups=field_groups.plan_groups(template, profile, tokenizer, options.field_groups),
         )  # fmt: skip
 
     def _reused(self, job: Job, stored: StoredRun) -> Outcome:
         note = f"reused run {stored.id} (same document, template, schema, profile and model; --force recomputes)"
         return replace(
             Outcome.of_job(job, RunStatus.CACHED, run_id=stored.id, result=stored.result, missing=stored.missing,
-                           usage=stored.usage, timings=stored.timings, fields=stored.fields),
+                           usage=stored.usage, timings=stored.timings, fields=stored.fields,
+                           field_groups=stored.field_groups),
             notes=[*job.plan.notes, note],
         )  # fmt: skip
 
@@ -293,8 +232,15 @@ class Analyzer:
             engine = self.engine(first.plan.profile, first.plan.model_ref)
         except DocanalystError as exc:  # no run is stored: the question was never put to a model
             return [Outcome.of_job(job, RunStatus.ERROR, error=exc) for job in group]
+        units = field_groups.expand(group, options)  # a grouped job's parts stand in for it
+        field_groups.prefill(engine, group, options)  # their documents go first, into the prefix cache
+        endings = self._attempts(engine, units, options, say)
+        return [self.finish(job, field_groups.ending_of(job, endings, options), options) for job in group]
+
+    def _attempts(self, engine: Engine, jobs: list[Job], options: ExtractOptions, say: Progress) -> dict[int, Ending]:
+        """Every job's ending by id: all in one call, then the invalid answers re-asked once in a second."""
         endings: dict[int, Ending] = {}
-        pending = group
+        pending = jobs
         for attempt in (1, 2):
             for job in pending:
                 say(job.path, "generating" if attempt == 1 else "re-asking")
@@ -316,7 +262,7 @@ class Analyzer:
             if not retry:
                 break
             pending = retry
-        return [self.finish(job, endings[id(job)], options) for job in group]
+        return endings
 
     # ---- 4. finish ---------------------------------------------------------------------------
     def finish(self, job: Job, ending: Ending, options: ExtractOptions) -> Outcome:
@@ -327,7 +273,7 @@ class Analyzer:
         run_id = self.store.store_run(record)
         return Outcome.of_job(
             job, ending.status, result=record.result, fields=fields, usage=dict(job.usage), timings=timings,
-            run_id=run_id, error=ending.error, missing=list(ending.missing),
+            run_id=run_id, error=ending.error, missing=list(ending.missing), field_groups=job.group_usage,
         )  # fmt: skip
 
     # ---- the loop, for the faces -------------------------------------------------------------

@@ -22,7 +22,7 @@ from docanalyst.document import Document
 from docanalyst.errors import BudgetError, ConfigError, NoTextError
 from docanalyst.options import ExtractOptions
 from docanalyst.profiles import EngineProfile, default_profile_name, get_profile
-from docanalyst.prompting import BuiltPrompt, PromptTemplate, load_template
+from docanalyst.prompting import BuiltPrompt, PromptTemplate, load_template, with_evidence
 from docanalyst.statuses import Fit, Verdict
 from docanalyst.tokenization import ServerTokenizer, TokenCounter, estimate_tokenizer, model_tokenizer
 
@@ -303,6 +303,7 @@ def _fit(
 ) -> _Fitting:
     """Measure on one profile; with ``bound_first``, skip the exact count when the length bound already fails;
     with ``estimate`` (``tokens``), a missing tokenizer gives the labelled estimate instead of an error."""
+    template = with_evidence(template, options.evidence or profile.evidence)  # the prompt differs per mode
     model_ref, model_name = resolve_model(settings, profile, options.model_path)
     tokenizer = tokenizer_for(settings, model_ref, profile, estimate=estimate)
     floor = length_floor(document, template, profile, tokenizer) if bound_first else None

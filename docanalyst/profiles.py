@@ -71,6 +71,15 @@ class EngineProfile:
     # 0 of 2 at 1.1). Still deterministic.
     repetition_penalty: float = 1.0
     dummy_weights: bool = False
+    # How values cite the document unless --evidence says: "quotes" copied from it, or "refs" to its numbered
+    # sentences (evidence.py). Every profile keeps quotes until the figures in docs/BENCHMARKS.md
+    # ("Evidence by reference") decide otherwise.
+    evidence: Literal["quotes", "refs"] = "quotes"
+    # How a template's fields are decoded when --field-groups is not given (field_groups.py): None = the
+    # template's declared groups, one request each, side by side on the cached document; 1 = one request for
+    # every field; k = k balanced groups. A CPU decodes a batch barely faster than its requests one by one,
+    # and the extra prefill request costs time there: the CPU profiles keep one request.
+    field_groups: int | None = None
 
     @property
     def local_folder(self) -> str | None:
@@ -96,6 +105,7 @@ PROFILES: Mapping[str, EngineProfile] = MappingProxyType(
                 max_output_tokens=2304,
                 output_bounds=OutputBounds(string_scale=0.25, max_items=2),
                 repetition_penalty=1.1,
+                field_groups=1,
             ),
             EngineProfile(
                 name="qwen3-next",
@@ -147,6 +157,7 @@ PROFILES: Mapping[str, EngineProfile] = MappingProxyType(
                 max_output_tokens=640,
                 output_bounds=OutputBounds(string_scale=0.05, max_items=1),
                 dummy_weights=True,
+                field_groups=1,
             ),
         )
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,9 +19,10 @@ from pydantic import BaseModel
 
 from docanalyst.document import Document
 from docanalyst.errors import ConfigError
-from docanalyst.schemas import AnswerResult
+from docanalyst.evidence import EVIDENCE_MODES, QUOTES, REFS, number_units
+from docanalyst.schemas import AnswerRefsResult, AnswerResult
 from docanalyst.templates import BUILTIN_NAMES, Template, get_template
-from docanalyst.templates.models import FieldSpec, field_specs
+from docanalyst.templates.models import FieldSpec, field_specs, result_model
 from docanalyst.templates.spec import TemplateSpec
 from docanalyst.tokenization import TokenCounter
 
@@ -46,7 +47,8 @@ def prompts_dir() -> Path:
 class PromptTemplate:
     """What the pipeline needs of a template: its name, version and hash (stored with each run and part of the
     run cache key), the result model it validates against, and the declaration its task is rendered from
-    (``None`` for the question prompt, ``ask.j2``)."""
+    (``None`` for the question prompt, ``ask.j2``). ``evidence`` is how values cite the document: ``quotes``
+    copied from it, or ``refs`` to its numbered sentences (evidence.py; ``with_evidence``)."""
 
     name: str
     version: int
@@ -54,6 +56,7 @@ class PromptTemplate:
     sha256: str
     result_model: type[BaseModel] = AnswerResult
     spec: TemplateSpec | None = None
+    evidence: str = QUOTES
 
     @property
     def label(self) -> str:
@@ -107,15 +110,37 @@ def load_template(ref: str) -> PromptTemplate:
     return prompt_template(get_template(ref))
 
 
+_REFS_MODELS: dict[tuple[str, str], type[BaseModel]] = {}
+
+
+def with_evidence(template: PromptTemplate, mode: str) -> PromptTemplate:
+    """The template asking for evidence of this kind. ``refs`` is another question (another prompt, another
+    result model): its hash changes, and so does its schema hash, so a run of one mode never answers the other
+    (RunKey). ``quotes`` returns the template as it is (the hashes runs were stored under stay the same)."""
+    if mode not in EVIDENCE_MODES:
+        raise ConfigError(f"unknown evidence mode {mode!r}; choose one of: {', '.join(EVIDENCE_MODES)}")
+    if mode == template.evidence:
+        return template
+    if mode == QUOTES:
+        raise ConfigError("a refs template cannot be turned back into a quotes one: load it again")
+    key = (template.name, template.sha256)
+    if key not in _REFS_MODELS:
+        spec, sha = template.spec, getattr(template.result_model, "__template_sha256__", None)
+        _REFS_MODELS[key] = AnswerRefsResult if spec is None else result_model(spec, sha, evidence=REFS)
+    sha256 = hashlib.sha256(f"{template.sha256}|evidence:{mode}".encode()).hexdigest()[:16]
+    return replace(template, evidence=mode, sha256=sha256, result_model=_REFS_MODELS[key])
+
+
 def _render(name: str, **values: object) -> str:
     return _env().get_template(f"{name}.j2").render(**values).strip("\n")
 
 
 def task_text(template: PromptTemplate, question: str | None = None) -> str:
     """The task part of the prompt: the question prompt, or the declaration's task and field list."""
+    refs = template.evidence == REFS
     if template.spec is None:
-        return _render(template.name, question=data(question or ""))
-    return _render("extract", task=template.spec.task, fields=template.spec.fields)
+        return _render(template.name, question=data(question or ""), refs=refs)
+    return _render("extract", task=template.spec.task, fields=template.spec.fields, refs=refs)
 
 
 def data(text: str) -> str:
@@ -162,11 +187,14 @@ class BuiltPrompt:
 _CLOSE = re.compile(r"</\s*document\s*>", re.IGNORECASE)
 
 
-def document_block(document: Document, text: str | None = None) -> str:
+def document_block(document: Document, text: str | None = None, evidence: str = QUOTES) -> str:
     """The delimited document. A document cannot close the block early: a literal closing tag inside it is
-    defused (``</document>`` becomes ``&lt;/document&gt;``), so whatever follows stays document text."""
+    defused (``</document>`` becomes ``&lt;/document&gt;``), so whatever follows stays document text. With
+    ``refs`` evidence every sentence carries its ``[S12]`` marker (evidence.py)."""
     title = _CLOSE.sub("&lt;/document&gt;", (document.title or "").replace('"', "'").replace("\n", " ")[:200])
-    body = _CLOSE.sub("&lt;/document&gt;", document.text if text is None else text)
+    if text is None:
+        text = number_units(document).text if evidence == REFS else document.text
+    body = _CLOSE.sub("&lt;/document&gt;", text)
     return _render("document", title=data(title) if title else "", page_count=document.page_count, text=data(body))
 
 
@@ -182,8 +210,9 @@ def build_prompt(
     task = task_text(template, question)
     if reask_error:
         task += "\n" + _render("reask", error=data(reask_error[:600]))
-    user = document_block(document, document_text) + "\n\n" + _SPLIT + task
-    chat = tokenizer.render_chat([{"role": "system", "content": _render("system")}, {"role": "user", "content": user}])
+    user = document_block(document, document_text, template.evidence) + "\n\n" + _SPLIT + task
+    system = _render("system", refs=template.evidence == REFS)
+    chat = tokenizer.render_chat([{"role": "system", "content": system}, {"role": "user", "content": user}])
     prefix, _, suffix = chat.partition(_SPLIT)
     return BuiltPrompt(
         _plain(prefix), _plain(suffix), encode_marked(tokenizer, prefix), encode_marked(tokenizer, suffix)

@@ -62,3 +62,4 @@ class StoredRun:
     usage: dict[str, int]
     timings: dict[str, float]
     fields: list[GroundedField] = field(default_factory=list)
+    field_groups: dict[str, Any] | None = None  # a run decoded in field groups: per-group usage (sampling JSON)

@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from docanalyst.evidence import EVIDENCE_ITEMS, ID_MAX_LENGTH, ID_PATTERN
+
 QUOTE_MAX = 300
 VALUE_MAX = 200
 
@@ -40,6 +42,19 @@ class Cited(BaseModel):
         return page
 
 
+EvidenceId = Annotated[str, Field(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
+
+
+class CitedRef(BaseModel):
+    """A value and the ids of the numbered sentences that support it (``--evidence refs``, evidence.py): the
+    quote, page and span are filled in from the document after validation (grounding.resolve_evidence)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: str | None = Field(default=None, max_length=VALUE_MAX)
+    evidence: list[EvidenceId] = Field(default_factory=list, max_length=EVIDENCE_ITEMS)
+
+
 class AnswerResult(BaseModel):
     """``docanalyst ask``: a free-form answer and the passages that support it."""
 
@@ -47,6 +62,15 @@ class AnswerResult(BaseModel):
 
     answer: str | None = Field(default=None, max_length=1500)
     citations: list[Cited] = Field(default_factory=list, max_length=5)
+
+
+class AnswerRefsResult(BaseModel):
+    """``docanalyst ask --evidence refs``: the answer, its citations by sentence id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answer: str | None = Field(default=None, max_length=1500)
+    citations: list[CitedRef] = Field(default_factory=list, max_length=5)
 
 
 # The built-in templates' result models are derived from their declarations (docanalyst/templates), which are
@@ -73,6 +97,8 @@ def _patch(node: Any, page_count: int) -> None:
     with SmolLM2-135M: it emitted only ``key_obligations``); a field the document lacks is written as null.
     """
     if isinstance(node, dict):
+        if "pattern" in node:  # xgrammar ignores maxLength beside a pattern (with a warning); the pattern bounds it
+            node.pop("maxLength", None)
         props = node.get("properties")
         if isinstance(props, dict):
             node["required"] = list(props)
@@ -110,9 +136,10 @@ def schema_hash(model: type[BaseModel], bounds: object = None) -> str:
 
 
 def iter_cited(data: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
-    """Walk a validated result dump and yield (field path, cited dict) for every value with evidence."""
+    """Walk a validated result dump and yield (field path, cited dict) for every value with evidence: a quote
+    and page, or (``--evidence refs``) a list of sentence ids."""
     if isinstance(data, dict):
-        if "value" in data and "quote" in data and "page" in data:
+        if "value" in data and (("quote" in data and "page" in data) or isinstance(data.get("evidence"), list)):
             yield path, data
             return
         for key, value in data.items():

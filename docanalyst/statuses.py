@@ -44,10 +44,13 @@ class QuoteStatus(StrEnum):
     FUZZY = "fuzzy"
     NOT_FOUND = "not_found"
     NO_QUOTE = "no_quote"  # the value came without a quote
+    # --evidence refs (evidence.py): the value cited numbered sentences; its quote is their text, by construction
+    CITED = "cited"
+    UNKNOWN_REFERENCE = "unknown_reference"  # it cited ids, none of them in the document
 
     @property
     def found(self) -> bool:
-        return self in (QuoteStatus.EXACT, QuoteStatus.NORMALISED, QuoteStatus.FUZZY)
+        return self in (QuoteStatus.EXACT, QuoteStatus.NORMALISED, QuoteStatus.FUZZY, QuoteStatus.CITED)
 
 
 class Fit(StrEnum):

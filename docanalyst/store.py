@@ -279,7 +279,8 @@ class Store:
         loaded = self.get_run(run.id)
         usage = {name: getattr(run, name) or 0 for name in ("prompt_tokens", "cached_tokens", "completion_tokens")}
         fields = [_grounded(f) for f in loaded[2]] if loaded else []
-        return StoredRun(run.id, RunStatus(run.status), run.result, run.missing, usage, run.timings, fields)
+        groups = json.loads(run.sampling_json or "{}").get("field_groups")  # field groups' usage (field_groups.py)
+        return StoredRun(run.id, RunStatus(run.status), run.result, run.missing, usage, run.timings, fields, groups)
 
     def get_run(self, run_id: int) -> tuple[RunRow, DocumentRow, list[FieldRow]] | None:
         with plain_errors("could not read the run"), Session(self.engine) as session:

@@ -22,12 +22,12 @@ ADAPTERS = ("pymupdf", "fitz", "vllm", "sqlmodel", "sqlalchemy", "alembic", "typ
 # fmt: off
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"", "errors", "display", "quiet", "statuses", "config", "lifecycle", "models", "document",
-                    "salvage", "confidence", "tokenization", "output_bounds", "profiles"}),
+                    "evidence", "salvage", "confidence", "tokenization", "output_bounds", "profiles"}),
     ("core", {"templates", "schemas", "prompting", "budget", "grounding", "options", "runs", "planning",
               "evaluation", "evaluation/normalize", "evaluation/fields", "evaluation/datasets", "evaluation/scoring"}),
-    ("adapters", {"engines", "database", "store", "exporting", "pdf", "reader_answers", "isolation",
+    ("adapters", {"engines", "database", "store", "exporting", "pdf", "page_workers", "reader_answers", "isolation",
                   "reader_process", "hub", "serving"}),
-    ("pipeline", {"generation", "pipeline", "batch"}),
+    ("pipeline", {"generation", "pipeline", "batch", "field_groups", "outcome"}),
     ("services", {"evaluation/runner", "evaluation/report", "evaluation/views"}),
     ("faces", {"cli"}),
 ]

@@ -94,11 +94,15 @@ def _decodes(value: bytes) -> bool:
 def run_cli_measured(args: list[str], env: dict[str, str]) -> tuple[int, str, int]:
     """The CLI in a child process; (exit code, stderr, that process's own peak RSS in MB, readers excluded)."""
     code = (
-        "import resource, runpy, sys\n"
+        "import os, resource, runpy, sys\n"
+        "def peak():\n    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "    sys.__stderr__.write(f'\\nPEAK_RSS_KB {kb}\\n')\n    sys.__stderr__.flush()\n"
+        "_exit = os._exit\n"
+        # the CLI ends with os._exit when it left an engine start behind (the reading failed first)
+        "os._exit = lambda code: (peak(), _exit(code))\n"
         f"sys.argv = ['docanalyst', *{args!r}]\n"
         "try:\n    runpy.run_module('docanalyst.cli', run_name='__main__')\n"
-        "finally:\n    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "    sys.__stderr__.write(f'\\nPEAK_RSS_KB {peak}\\n')\n"
+        "finally:\n    peak()\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     lines = proc.stderr.strip().splitlines()

@@ -30,6 +30,7 @@ from docanalyst.cli.options import (
     DbOpt,
     EngineArgOpt,
     EngineOpt,
+    EvidenceOpt,
     MaxMemoryOpt,
     ModelOpt,
     OcrLangOpt,
@@ -38,6 +39,7 @@ from docanalyst.cli.options import (
     ProfileOpt,
     ReadTimeoutOpt,
     StrictOpt,
+    TablesOpt,
     TemplateOpt,
     TensorParallelOpt,
     extract_options,
@@ -130,8 +132,10 @@ def batch(
     ] = True,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents per engine call.")] = 16,
     strict: StrictOpt = False,
+    evidence: EvidenceOpt = None,
     ocr: OcrOpt = OCR,
     ocr_lang: OcrLangOpt = OCR_LANG,
+    tables: TablesOpt = True,
     read_timeout: ReadTimeoutOpt = READ_TIMEOUT,
     max_memory: MaxMemoryOpt = MAX_MEMORY,
     engine: EngineOpt = None,
@@ -149,8 +153,8 @@ def batch(
     files = find_pdfs(folder, glob, recursive)
     options = extract_options(
         template=template, profile=profile, model=model, password=password, allow_yarn=allow_yarn,
-        force=not resume, reuse_statuses=FLAGGED_STATUSES, strict=strict,
-        ocr=ocr, ocr_lang=ocr_lang, read_timeout=read_timeout, max_memory=max_memory,
+        force=not resume, reuse_statuses=FLAGGED_STATUSES, strict=strict, evidence=evidence and evidence.value,
+        ocr=ocr, ocr_lang=ocr_lang, tables=tables, read_timeout=read_timeout, max_memory=max_memory,
     )  # fmt: skip
     config = engine_settings(db, options, engine, api_key, engine_arg, tensor_parallel_size)
     progress = BatchProgress(len(files), jsonl)

@@ -39,6 +39,7 @@ from docanalyst.cli.options import (
     ReadTimeoutOpt,
     ReportDirOpt,
     RowId,
+    TablesOpt,
     TemplateHelpCommand,
     TensorParallelOpt,
     extract_options,
@@ -68,6 +69,11 @@ eval_app = typer.Typer(
 )
 
 
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Only read and measure: which documents fit the window (no engine).")
+]
+
+
 @eval_app.command("run", cls=TemplateHelpCommand)
 def run(
     dataset: Annotated[
@@ -90,13 +96,12 @@ def run(
     ] = None,
     template: OptionalTemplateOpt = None,
     force: ForceOpt = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Only read and measure: which documents fit the window (no engine).")
-    ] = False,
+    dry_run: DryRunOpt = False,
     report_dir: ReportDirOpt = None,
     allow_yarn: AllowYarnOpt = ALLOW_YARN,
     ocr: OcrOpt = OCR,
     ocr_lang: OcrLangOpt = OCR_LANG,
+    tables: TablesOpt = True,
     read_timeout: ReadTimeoutOpt = READ_TIMEOUT,
     max_memory: MaxMemoryOpt = MAX_MEMORY,
     as_json: JsonOpt = False,
@@ -118,7 +123,7 @@ def run(
 
     options = extract_options(
         profile=profile, model=model, password=password, allow_yarn=allow_yarn, force=force, ocr=ocr,
-        ocr_lang=ocr_lang, read_timeout=read_timeout, max_memory=max_memory,
+        ocr_lang=ocr_lang, tables=tables, read_timeout=read_timeout, max_memory=max_memory,
     )  # fmt: skip
     config = engine_settings(db, options, engine, api_key, engine_arg, tensor_parallel_size)
     data = resolve(dataset, config.corpus_dir, labels, template).limited(limit)

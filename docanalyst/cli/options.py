@@ -184,6 +184,13 @@ OcrOpt = Annotated[
     bool, typer.Option("--ocr/--no-ocr", help="Read pages that are only images with Tesseract (when installed).")
 ]
 OcrLangOpt = Annotated[str, typer.Option("--ocr-lang", help="Tesseract language(s), e.g. eng or eng+deu.")]
+TablesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--tables/--no-tables",
+        help="Detect ruled tables and give them to the model as Markdown tables (off: plain text, read faster).",
+    ),
+]
 ReadTimeoutOpt = Annotated[
     float,
     typer.Option(
@@ -205,6 +212,32 @@ MaxOutputOpt = Annotated[
         min=1,
         help="Stop each answer after N tokens (a time cap); its complete fields are kept as a partial result "
         "(exit 8). Default: the template's worst case, so an answer is never cut off.",
+    ),
+]
+FieldGroupsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--field-groups",
+        min=1,
+        max=40,
+        help="Decode the template's fields as N requests side by side on the document's cached prefix (1: one "
+        "request; N: N groups balanced by their answer's length). Default: the profile's (the template's "
+        "declared groups on a GPU, one request on a CPU).",
+    ),
+]
+
+
+class Evidence(StrEnum):
+    quotes = "quotes"
+    refs = "refs"
+
+
+EvidenceOpt = Annotated[
+    Evidence | None,
+    typer.Option(
+        "--evidence",
+        help="How values cite the document: quotes copied from it, or refs to its numbered sentences (fewer "
+        "output tokens; the quote is filled in from the document). Default: the profile's.",
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Recompute even if this exact run is stored.")]

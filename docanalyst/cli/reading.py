@@ -34,6 +34,8 @@ from docanalyst.cli.options import (
     DbOpt,
     EngineArgOpt,
     EngineOpt,
+    EvidenceOpt,
+    FieldGroupsOpt,
     ForceOpt,
     JsonOpt,
     MaxMemoryOpt,
@@ -46,6 +48,7 @@ from docanalyst.cli.options import (
     ProfileOpt,
     ReadTimeoutOpt,
     StrictOpt,
+    TablesOpt,
     TemplateOpt,
     TemplatesOpt,
     TensorParallelOpt,
@@ -76,9 +79,12 @@ def extract(
     strict: StrictOpt = False,
     ocr: OcrOpt = OCR,
     ocr_lang: OcrLangOpt = OCR_LANG,
+    tables: TablesOpt = True,
     read_timeout: ReadTimeoutOpt = READ_TIMEOUT,
     max_memory: MaxMemoryOpt = MAX_MEMORY,
     max_output_tokens: MaxOutputOpt = None,
+    field_groups: FieldGroupsOpt = None,
+    evidence: EvidenceOpt = None,
     repetition_guard: RepetitionGuardOpt = True,
     min_confidence: MinConfidenceOpt = None,
     engine: EngineOpt = None,
@@ -90,8 +96,9 @@ def extract(
     """Extract validated, page-cited fields from whole PDFs and store the runs."""
     options = extract_options(
         template=template, profile=profile, model=model, password=password, allow_yarn=allow_yarn, force=force,
-        strict=strict, ocr=ocr, ocr_lang=ocr_lang, read_timeout=read_timeout, max_memory=max_memory,
-        max_output_tokens=max_output_tokens, repetition_guard=repetition_guard,
+        strict=strict, ocr=ocr, ocr_lang=ocr_lang, tables=tables, read_timeout=read_timeout, max_memory=max_memory,
+        max_output_tokens=max_output_tokens, repetition_guard=repetition_guard, field_groups=field_groups,
+        evidence=evidence and evidence.value,
     )  # fmt: skip
     config = engine_settings(db, options, engine, api_key, engine_arg, tensor_parallel_size)
     with open_analyzer(config) as analyzer, stdout_to_stderr(), progress_line() as say:
@@ -113,8 +120,10 @@ def ask(
     as_json: JsonOpt = False,
     force: ForceOpt = False,
     strict: StrictOpt = False,
+    evidence: EvidenceOpt = None,
     ocr: OcrOpt = OCR,
     ocr_lang: OcrLangOpt = OCR_LANG,
+    tables: TablesOpt = True,
     read_timeout: ReadTimeoutOpt = READ_TIMEOUT,
     max_memory: MaxMemoryOpt = MAX_MEMORY,
     engine: EngineOpt = None,
@@ -134,7 +143,8 @@ def ask(
         raise DocanalystError('nothing to ask: give a question (docanalyst ask FILE "question") or --template')
     options = extract_options(
         profile=profile, model=model, password=password, allow_yarn=allow_yarn, force=force, strict=strict,
-        ocr=ocr, ocr_lang=ocr_lang, read_timeout=read_timeout, max_memory=max_memory,
+        ocr=ocr, ocr_lang=ocr_lang, tables=tables, read_timeout=read_timeout, max_memory=max_memory,
+        evidence=evidence and evidence.value,
     )  # fmt: skip
     config = engine_settings(db, options, engine, api_key, engine_arg, tensor_parallel_size)
     with open_analyzer(config) as analyzer, stdout_to_stderr(), progress_line() as say:
@@ -150,6 +160,7 @@ def tokens(
     password: PasswordOpt = None,
     ocr: OcrOpt = OCR,
     ocr_lang: OcrLangOpt = OCR_LANG,
+    tables: TablesOpt = True,
     read_timeout: ReadTimeoutOpt = READ_TIMEOUT,
     max_memory: MaxMemoryOpt = MAX_MEMORY,
     as_json: JsonOpt = False,
@@ -158,7 +169,7 @@ def tokens(
     from docanalyst.pipeline import Analyzer
 
     options = extract_options(
-        template=template, profile=profile, model=model, password=password, ocr=ocr, ocr_lang=ocr_lang,
+        template=template, profile=profile, model=model, password=password, ocr=ocr, ocr_lang=ocr_lang, tables=tables,
         read_timeout=read_timeout, max_memory=max_memory,
     )  # fmt: skip
     analyzer = Analyzer(settings())

@@ -24,6 +24,8 @@ _STATUS_MARK: dict[str, str] = {
     QuoteStatus.FUZZY: "[yellow]≈ fuzzy[/yellow]",
     QuoteStatus.NOT_FOUND: "[red]✗ not in document[/red]",
     QuoteStatus.NO_QUOTE: "[dim]–[/dim]",
+    QuoteStatus.CITED: "[green]✓ cited[/green]",
+    QuoteStatus.UNKNOWN_REFERENCE: "[red]✗ unknown sentence id[/red]",
 }
 
 

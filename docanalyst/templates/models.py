@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from docanalyst.schemas import VALUE_MAX, Cited
+from docanalyst.evidence import QUOTES, REFS
+from docanalyst.schemas import VALUE_MAX, Cited, CitedRef
 from docanalyst.templates.spec import FieldDef, Kind, TemplateSpec
 
 
@@ -33,32 +34,35 @@ def camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-def leaf_model(field: FieldDef) -> type[Cited]:
-    """The cited leaf of one field: ``Cited`` itself unless the field narrows the value or adds sub-fields."""
+def leaf_model(field: FieldDef, base: type[BaseModel] = Cited) -> type[BaseModel]:
+    """The cited leaf of one field: ``base`` itself (``Cited``, or ``CitedRef`` for ``--evidence refs``) unless
+    the field narrows the value or adds sub-fields."""
     if field.max_length == VALUE_MAX and not field.extra:
-        return Cited
+        return base
     definitions: dict[str, Any] = {
         sub.name: (str | None, Field(default=None, max_length=sub.max_length, description=sub.description or None))
         for sub in field.extra
     }
     if field.max_length != VALUE_MAX:
         definitions["value"] = (str | None, Field(default=None, max_length=field.max_length))
-    leaf: type[Cited] = create_model(camel(field.item or field.name), __base__=Cited, **definitions)
+    leaf: type[BaseModel] = create_model(camel(field.item or field.name), __base__=base, **definitions)
     return leaf
 
 
 TEMPLATE_HASH = "__template_sha256__"
 
 
-def result_model(spec: TemplateSpec, template_sha256: str | None = None) -> type[BaseModel]:
+def result_model(spec: TemplateSpec, template_sha256: str | None = None, evidence: str = QUOTES) -> type[BaseModel]:
     """``<Name>Result``: every field a cited leaf (or a bounded list of them), all defaulting to "not said".
+    With ``evidence="refs"`` each leaf cites sentence ids instead of a quote and page (evidence.py).
 
     The model carries its declaration's hash (``TEMPLATE_HASH``) for schemas.schema_hash: the run cache key
     then changes when a template is edited, even where the edit (a description, the task) leaves the JSON
     schema as it was."""
     definitions: dict[str, Any] = {}
+    base: type[BaseModel] = CitedRef if evidence == REFS else Cited
     for field in spec.fields:
-        leaf = leaf_model(field)
+        leaf = leaf_model(field, base)
         if field.many:
             definitions[field.name] = (list[leaf], Field(default_factory=list, max_length=field.items))  # type: ignore[valid-type]
         else:

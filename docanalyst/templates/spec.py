@@ -102,8 +102,10 @@ class FieldDef(BaseModel):
 
 
 class TemplateSpec(BaseModel):
-    """A whole template. ``groups`` partition the fields into sections for showing a result (the web app's
-    result view); a template without groups is one section."""
+    """A whole template. ``groups`` partition the fields into sections: for showing a result (the web app's
+    result view) and, by default, for decoding (field_groups.py: one request per group, side by side on the
+    document's cached prefix, where the profile asks for the declared groups). A template without groups is one
+    section."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -151,3 +153,10 @@ class TemplateSpec(BaseModel):
     def field_groups(self) -> tuple[tuple[str, ...], ...]:
         """The groups, or one group of every field when the file declares none."""
         return self.groups or (tuple(f.name for f in self.fields),)
+
+    def subset(self, names: tuple[str, ...]) -> TemplateSpec:
+        """The same template asking only for ``names`` (in that order), without groups: what one decode group's
+        prompt lists and its result model is built from (field_groups.py). Not validated again: every part of it
+        already was."""
+        by_name = {f.name: f for f in self.fields}
+        return self.model_copy(update={"fields": tuple(by_name[n] for n in names), "groups": ()})

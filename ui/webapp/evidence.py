@@ -10,8 +10,10 @@ from typing import Any
 
 from docanalyst.confidence import below
 
-FOUND_STATUSES = ("exact", "normalised", "fuzzy", "found", "other_page")  # the last two: databases before 0002
-MATCH_WORDS = {"exact": "exact match", "normalised": "match after normalising", "fuzzy": "close match"}
+# "cited": --evidence refs, the quote is the cited sentences' own text; "found"/"other_page": databases before 0002
+FOUND_STATUSES = ("exact", "normalised", "fuzzy", "cited", "found", "other_page")
+MATCH_WORDS = {"exact": "exact match", "normalised": "match after normalising", "fuzzy": "close match",
+               "cited": "cited sentence"}  # fmt: skip
 
 
 def is_found(f: Any) -> bool:
