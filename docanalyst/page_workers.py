@@ -205,7 +205,12 @@ def read_ranges(
                 while todo and worker.ready and not worker.ended and len(worker.queued) < IN_FLIGHT:
                     index = todo.pop(0)
                     worker.send(index, requests[index])
-            events = selector.select(0 if todo and CALLER_READS else 0.05 if todo else None) if workers else []
+            # The caller reads a range only while no worker can take one (they are still starting, or all gone):
+            # a caller busy on a range of table pages would leave every worker idle once its queue runs dry.
+            caller_turn = bool(todo) and (
+                all(w.ended for w in workers) or (CALLER_READS and not any(w.ready and not w.ended for w in workers))
+            )
+            events = selector.select(0 if caller_turn else 0.05 if todo else None) if workers else []
             for key, _ in events:
                 for index, answer in key.data.pump():
                     answers[index] = answer
@@ -213,7 +218,7 @@ def read_ranges(
                         todo = [i for i in todo if i < index]
                 if key.data.ended:
                     selector.unregister(key.fileobj)
-            if todo and not events and (CALLER_READS or all(w.ended for w in workers)):
+            if caller_turn and not events:
                 index = todo.pop(0)
                 answers[index] = read_here(requests[index])
                 if "error" in answers[index]:
