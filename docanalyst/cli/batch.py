@@ -31,6 +31,7 @@ from docanalyst.cli.options import (
     EngineArgOpt,
     EngineOpt,
     EvidenceOpt,
+    FieldGroupsOpt,
     MaxMemoryOpt,
     ModelOpt,
     OcrLangOpt,
@@ -132,6 +133,7 @@ def batch(
     ] = True,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents per engine call.")] = 16,
     strict: StrictOpt = False,
+    field_groups: FieldGroupsOpt = None,
     evidence: EvidenceOpt = None,
     ocr: OcrOpt = OCR,
     ocr_lang: OcrLangOpt = OCR_LANG,
@@ -153,7 +155,8 @@ def batch(
     files = find_pdfs(folder, glob, recursive)
     options = extract_options(
         template=template, profile=profile, model=model, password=password, allow_yarn=allow_yarn,
-        force=not resume, reuse_statuses=FLAGGED_STATUSES, strict=strict, evidence=evidence and evidence.value,
+        force=not resume, reuse_statuses=FLAGGED_STATUSES, strict=strict, field_groups=field_groups,
+        evidence=evidence and evidence.value,
         ocr=ocr, ocr_lang=ocr_lang, tables=tables, read_timeout=read_timeout, max_memory=max_memory,
     )  # fmt: skip
     config = engine_settings(db, options, engine, api_key, engine_arg, tensor_parallel_size)
