@@ -21,7 +21,8 @@ from docanalyst.pipeline import ExtractOptions
 
 from conftest import CORPUS, LONG_CONTRACT, SAMPLES, count_calls
 
-GOOD = sorted(SAMPLES.glob("*.pdf"))
+# The two shortest samples (CI's 45 minutes: every document here is an engine answer on two CPU cores).
+GOOD = [SAMPLES / "harborpeak-quillon-nda.pdf", SAMPLES / "northwind-bluefin-services-agreement.pdf"]
 FINISHED = {"ok", "partial"}  # an answer always fits its reserve; a cut one keeps its complete fields
 
 

@@ -124,19 +124,18 @@ def test_eval_cuad_limit_2_then_rerun_and_compare(cli_pool, embedded_engine, eva
     )
 
 
-def test_eval_papers_limit_2(cli_pool, eval_env: str, tmp_path) -> None:
-    code, stdout, _ = invoke(["eval", "--dataset", "papers", "--limit", "2", "--json", "--report-dir", str(tmp_path)])
-    assert code == 0
+def test_eval_papers_limit_1_skips_what_the_window_cannot_hold(cli_pool, eval_env: str, tmp_path) -> None:
+    """The papers dataset through `eval`: its first paper is over the embedded window, so it is skipped and counted
+    so, with no engine call. (A scored paper took 200 s of CI's 45 minutes on two cores; the CUAD tests here score
+    through the engine, and tests/test_eval_scoring.py scores the paper fields.)"""
+    code, stdout, _ = invoke(["eval", "--dataset", "papers", "--limit", "1", "--json", "--report-dir", str(tmp_path)])
     summary = json.loads(stdout)
     assert (summary["dataset"], summary["template"]) == ("papers", "paper")
-    assert summary["status"] == {"scored": 1, "failed": 0, "skipped": 1, "unreadable": 0}
+    assert summary["status"] == {"scored": 0, "failed": 0, "skipped": 1, "unreadable": 0}
     assert db_rows(eval_env, "SELECT name, status FROM evaluation_items ORDER BY id") == [
-        ("science-parse/bunescu-acl07.pdf", "skipped"),
-        ("cermine/test3.pdf", "scored"),
+        ("science-parse/bunescu-acl07.pdf", "skipped")
     ]
-    assert set(summary["fields"]) == {"title", "authors", "abstract"}
-    assert summary["fields"]["authors"]["right"] + summary["fields"]["authors"]["missing"] == 6
-    check_scores_match_the_stored_run(eval_env, 1, "papers")
+    assert code == 2, stdout  # nothing could be scored: as batch, exit 2
 
 
 def test_eval_dry_run_with_the_qwen3_next_profile(eval_env: str, tmp_path: Path) -> None:

@@ -30,15 +30,13 @@ pytestmark = pytest.mark.engine
 SAMPLES = sorted((ROOT / "samples").glob("*.pdf"))
 DOCANALYST = str(Path(sys.executable).parent / "docanalyst")
 
-# (which samples, options): greedy with both penalties on every sample; the guard off (loops then run until the
-# schema's bounds end them); sampling at three seeds, the closest stand-in for another processor's near-ties.
-# (CI has 45 minutes: the unpenalised greedy run on the two real CUAD contracts only, and two seeds.)
+# (which samples, options): the defaults (greedy, both penalties) on every sample; on the sample contract, the
+# guard and the penalty off (loops then run until the schema's bounds end them) and sampling at a seed, the
+# closest stand-in for another processor's near-ties. (Fewer than before: CI has 45 minutes on two cores.)
 VARIANTS = [
     (SAMPLES, {"repetition_penalty": 1.1}),
-    ([p for p in SAMPLES if p.name.startswith("cuad-")], {"repetition_penalty": 1.0}),
     ([SAMPLE_CONTRACT], {"repetition_penalty": 1.0, "repetition_guard": False}),
-    ([SAMPLE_CONTRACT], {"repetition_penalty": 1.1, "repetition_guard": False}),
-    *[([SAMPLE_CONTRACT], {"temperature": 0.8, "seed": seed}) for seed in (1, 2)],
+    ([SAMPLE_CONTRACT], {"temperature": 0.8, "seed": 1}),
 ]
 
 
@@ -58,7 +56,7 @@ def test_perturbed_decoding_always_ends_with_a_result(settings, engine_pool) -> 
             else:
                 assert outcome.missing == [] and outcome.error is None
     print("perturbation runs (file, status, output tokens):", seen)
-    assert len(seen) == len(SAMPLES) + 2 + 4
+    assert len(seen) == len(SAMPLES) + 2
 
 
 def _first_field_tokens(tokenizer) -> int:

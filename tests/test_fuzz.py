@@ -24,7 +24,7 @@ from docanalyst.pdf import load_pdf
 
 from conftest import CORPUS
 
-FUZZ_SECONDS = float(os.environ.get("DOCANALYST_FUZZ_SECONDS", "60"))
+FUZZ_SECONDS = float(os.environ.get("DOCANALYST_FUZZ_SECONDS", "40"))
 MAX_EXAMPLES = int(os.environ.get("DOCANALYST_FUZZ_EXAMPLES", "15000"))
 SLOW_S = 10.0  # one mutated file taking longer than this counts as a hang
 # Small, fast-loading files that reach many parsers: xref tables and streams, object streams, encryption (RC4,

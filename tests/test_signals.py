@@ -146,13 +146,8 @@ def assert_nothing_half_written(db: Path) -> None:
 @pytest.mark.timeout(START_LIMIT_S + 300)
 @pytest.mark.parametrize(
     ("moment", "signum"),
-    [
-        ("engine start", signal.SIGTERM),
-        ("engine start", signal.SIGINT),
-        ("generation", signal.SIGTERM),
-        ("generation", signal.SIGINT),
-    ],
-    ids=["engine-start-SIGTERM", "engine-start-SIGINT", "generation-SIGTERM", "generation-SIGINT"],
+    [("engine start", signal.SIGINT), ("generation", signal.SIGTERM)],  # each signal once (CI's 45 minutes)
+    ids=["engine-start-SIGINT", "generation-SIGTERM"],
 )
 def test_extract_stopped_ends_its_engine_processes(
     base_settings: Any, tmp_path: Path, moment: str, signum: signal.Signals
