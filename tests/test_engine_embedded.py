@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from docanalyst import cli
 from docanalyst.grounding import normalise
 from docanalyst.pdf import load_pdf
-from docanalyst.schemas import ContractResult, PaperResult, iter_cited
+from docanalyst.schemas import ContractResult, GenericResult, iter_cited
 
 from conftest import LONG_CONTRACT, SAMPLE_CONTRACT, UNSEEN_CONTRACT
 
@@ -129,13 +129,14 @@ def test_unseen_contract_end_to_end(run_cli) -> None:
     assert {path: cited["confidence"] for path, cited in iter_cited(again["result"])} == confidences
     assert run_cli.engine.calls == calls  # type: ignore[attr-defined]
 
-    # Another template on the same document: the document prefix comes from vLLM's prefix cache.
-    paper = json.loads(run_cli("extract", str(UNSEEN_CONTRACT), "--template", "paper", "--json").stdout)
-    assert paper["status"] in ("ok", "partial")
+    # Another template on the same document: the document prefix comes from vLLM's prefix cache. (generic: the
+    # shortest answer of the built-ins, for CI's 45 minutes)
+    other = json.loads(run_cli("extract", str(UNSEEN_CONTRACT), "--template", "generic", "--json").stdout)
+    assert other["status"] in ("ok", "partial")
     block = run_cli.engine.llm.llm_engine.vllm_config.cache_config.block_size  # type: ignore[attr-defined]
-    assert paper["usage"]["cached_tokens"] >= budget["document_tokens"] - block
-    if paper["status"] == "ok":
-        PaperResult.model_validate(json.loads(json.dumps(paper["result"]), object_hook=_drop_grounding))
+    assert other["usage"]["cached_tokens"] >= budget["document_tokens"] - block
+    if other["status"] == "ok":
+        GenericResult.model_validate(json.loads(json.dumps(other["result"]), object_hook=_drop_grounding))
 
     listing = run_cli("list", "--json")
     assert [json.loads(line)["run_id"] for line in listing.stdout.splitlines()][-1] == out["run_id"]

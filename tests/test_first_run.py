@@ -30,11 +30,13 @@ pytestmark = pytest.mark.engine
 SAMPLES = sorted((ROOT / "samples").glob("*.pdf"))
 DOCANALYST = str(Path(sys.executable).parent / "docanalyst")
 
-# (which samples, options): the defaults (greedy, both penalties) on every sample; on the sample contract, the
-# guard and the penalty off (loops then run until the schema's bounds end them) and sampling at a seed, the
-# closest stand-in for another processor's near-ties. (Fewer than before: CI has 45 minutes on two cores.)
+# (which samples, options): the defaults (greedy, both penalties) on the demo's contract and the NDA; on the
+# contract, the guard and the penalty off (loops then run until the schema's bounds end them) and sampling at a
+# seed, the closest stand-in for another processor's near-ties. (Not the two CUAD samples, the longest prompts at
+# 3-4K tokens: this test took 302 s of CI's 45 minutes on two cores. test_engine_embedded runs a CUAD contract.)
+DEFAULTS = [p for p in SAMPLES if not p.name.startswith("cuad-")]
 VARIANTS = [
-    (SAMPLES, {"repetition_penalty": 1.1}),
+    (DEFAULTS, {"repetition_penalty": 1.1}),
     ([SAMPLE_CONTRACT], {"repetition_penalty": 1.0, "repetition_guard": False}),
     ([SAMPLE_CONTRACT], {"temperature": 0.8, "seed": 1}),
 ]
@@ -56,7 +58,7 @@ def test_perturbed_decoding_always_ends_with_a_result(settings, engine_pool) -> 
             else:
                 assert outcome.missing == [] and outcome.error is None
     print("perturbation runs (file, status, output tokens):", seen)
-    assert len(seen) == len(SAMPLES) + 2
+    assert len(seen) == len(DEFAULTS) + 2 == 4
 
 
 def _first_field_tokens(tokenizer) -> int:
