@@ -276,8 +276,9 @@ def serve(handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
 
 
 def die_with_parent(parent: int) -> None:
-    """Linux: the kernel kills this process when its parent dies (a reader killed at any moment must not leave
-    a process reading a hostile file); exit at once if the parent is already gone."""
+    """Linux: the kernel kills this process when its parent dies (a reader or page worker killed at any moment
+    must not leave a process reading a hostile file); exit at once if the parent is already gone. Both kinds of
+    child call it: reader_process.child_main and the page workers."""
     if sys.platform.startswith("linux"):
         try:
             import ctypes

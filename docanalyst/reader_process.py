@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from docanalyst.errors import BudgetError, DocanalystError
 from docanalyst.isolation import MAX_TEXT_CHARS, RETIRE_AFTER_FILES, RETIRE_GROWTH_MB
+from docanalyst.page_workers import die_with_parent
 from docanalyst.reader_answers import PHASE, PdfTextLimitError
 
 if TYPE_CHECKING:
@@ -70,27 +71,13 @@ def _uncap_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
 
 
-def _die_with_parent(parent: int) -> None:
-    """Linux: the kernel kills this process when its parent dies (a batch killed at any moment must not leave
-    a reader running on a hostile file); exit at once if the parent is already gone."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:
-        os._exit(1)
-
-
 def child_main() -> None:
     """The reader process: one JSON request per line on stdin, one JSON answer line each on the original
     stdout, until stdin closes or the reader retires itself."""
     answer_fd = os.dup(1)
     os.dup2(2, 1)  # whatever a library prints goes to stderr, never into the answer
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
-    _die_with_parent(int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid())  # before the slow imports
+    die_with_parent(int(sys.argv[1]) if len(sys.argv) > 1 else os.getppid())  # before the slow imports
     import docanalyst.pdf  # before the baseline below is taken
 
     if sys.argv[2:3] == ["plan"]:
