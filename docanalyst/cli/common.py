@@ -120,19 +120,16 @@ def engine_pool() -> EnginePool:
     return _Pool.pool
 
 
-def close_engines(*, wait: bool = True) -> bool:
+def close_engines() -> bool:
     """Close the pool ``engine_pool`` made, if any (idempotent); True when an engine start on a background thread
-    was left behind. Such a start (the reading ended first, say with an error) is waited for and its engine
-    closed, with fd 1 on stderr so that what it prints cannot land in the command's output; but not after a
-    SIGINT/SIGTERM, nor with ``wait=False`` (a caller that then ends the process at once, with ``os._exit`` as
-    ``lifecycle`` does): the processes that start keeps making are ended until it gives up (``_end_start``)."""
-    from docanalyst import lifecycle
-
+    was left behind (the reading ended first, say with an error). Such a start is not waited for: the processes
+    it keeps making are ended until it gives up (``_end_start``), and the caller then ends the process at once
+    with ``os._exit`` (``edge.main``), as ``lifecycle`` does after a signal."""
     pool, _Pool.pool, _Pool.settings = _Pool.pool, None, None
     if pool is None:
         return False
     with stdout_to_stderr():
-        left = pool.close(wait=wait and lifecycle.received() is None)
+        left = pool.close(wait=False)
     if left:
         _end_start(pool)
     return left

@@ -124,7 +124,7 @@ def main() -> None:
                 # The engines this command started, once, whatever happened. A start begun while reading that
                 # nothing used (the reading failed, say) is not waited for: its processes are ended now, before
                 # the error line, and the process ends at once below (its thread would keep it alive).
-                left_behind = close_engines(wait=False)
+                left_behind = close_engines()
     except BaseException as exc:  # every failure becomes a line and a code here
         code = _exit_code(exc)
     code = code if isinstance(code, int) else 0
