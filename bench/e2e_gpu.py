@@ -16,7 +16,7 @@ appends one JSON line: the command's wall time and its own breakdown (read, toke
 ground and store) and usage (prompt, cached and output tokens, per field group when it has groups).
 
 Case spec: ``DOC:KEY=VALUE,...`` with keys ``groups`` (``--field-groups``), ``evidence`` (``--evidence``),
-``code`` (a folder holding another checkout of docanalyst, the command's working folder: today's path is the
+``template`` (``--template``), ``code`` (a folder holding another checkout of docanalyst, the command's working folder: today's path is the
 commit before issue 15, with its one-process reader), ``tables`` (``off`` adds
 ``--no-tables``), ``ask`` (N questions through ``docanalyst ask``: the first fills the cache, the rest are the
 follow-ups). Example:
@@ -136,6 +136,8 @@ def _command(args: argparse.Namespace, doc: Path, options: dict[str, str], db: P
     flags: list[str] = []
     if "groups" in options:
         flags += ["--field-groups", options["groups"]]
+    if "template" in options:
+        flags += ["--template", options["template"]]
     if "evidence" in options:
         flags += ["--evidence", options["evidence"]]
     if options.get("tables") == "off":
@@ -156,6 +158,18 @@ def _reset_cache(url: str) -> bool:
         return False
 
 
+def _parse(stdout: str) -> Any:
+    """extract --json prints one object; ask --json one object per line (one per question)."""
+    try:
+        return json.loads(stdout)
+    except json.JSONDecodeError:
+        lines = [line for line in stdout.splitlines() if line.startswith("{")]
+        try:
+            return [json.loads(line) for line in lines]
+        except json.JSONDecodeError:
+            return []
+
+
 def _breakdown(out: Any) -> list[dict[str, Any]]:
     """One row per answer in the command's --json output (extract: one; ask: one per question)."""
     items = out if isinstance(out, list) else out.get("answers", [out]) if isinstance(out, dict) else []
@@ -163,7 +177,8 @@ def _breakdown(out: Any) -> list[dict[str, Any]]:
     for item in items:
         timings, usage = item.get("timings", {}), item.get("usage", {})
         generate = sum(v for k, v in timings.items() if k.startswith("generate_s"))
-        known = sum(timings.get(k, 0.0) for k in ("read_s", "tokenize_s", "engine_start_s")) + generate
+        # a grouped run's one-token prefill request comes before its parts' generate
+        known = sum(timings.get(k) or 0.0 for k in ("read_s", "tokenize_s", "engine_start_s", "prefill_s")) + generate
         rows.append(
             {
                 "status": item.get("status"),
@@ -172,7 +187,7 @@ def _breakdown(out: Any) -> list[dict[str, Any]]:
                 "ttft_s": timings.get("ttft_s"),
                 "prefill_s": timings.get("prefill_s"),
                 "generate_s": round(generate, 3),
-                "decode_s": round(generate - (timings.get("ttft_s") or 0.0), 3),
+                "decode_s": round(generate - (0.0 if timings.get("prefill_s") else timings.get("ttft_s") or 0.0), 3),
                 "ground_store_s": round(max(timings.get("total_s", 0.0) - known, 0.0), 3),
                 "total_s": timings.get("total_s"),
                 "usage": usage,
@@ -196,10 +211,7 @@ def run(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             proc = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=args.timeout)
             wall = time.perf_counter() - started
-        try:
-            rows = _breakdown(json.loads(proc.stdout))
-        except json.JSONDecodeError:
-            rows = []
+        rows = _breakdown(_parse(proc.stdout))
         record = {"case": spec, "exit": proc.returncode, "wall_s": round(wall, 3), "cache_reset": reset,
                   "answers": rows, "stderr_tail": proc.stderr[-600:] if proc.returncode else ""}  # fmt: skip
         with out_path.open("a") as fh:

@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the figures here as JSON")
     args = parser.parse_args()
     path, repeat = args.pdf, max(1, args.repeat)
-    workers = args.workers or page_workers.worker_count(10**6)  # one per core
+    workers = args.workers or page_workers.available_cores()  # one per core (auto reads serially below 3 cores)
     pdf.load_pdf(path, workers=1)  # warm-up: the layout model, the OS file cache
     serial_s, serial_runs, serial = _median(lambda: pdf.load_pdf(path, workers=1), repeat)
     parallel_s, parallel_runs, parallel = _median(lambda: pdf.load_pdf(path, workers=workers), repeat)

@@ -70,6 +70,15 @@ def test_the_caller_reads_too_and_ranges_cover_the_document() -> None:
     assert page_workers.worker_count(10, requested=4) == 4
 
 
+def test_two_cores_read_serially(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below MIN_CORES_FOR_WORKERS the layout model already fills the cores: one process (measured 0.82x)."""
+    monkeypatch.setattr(page_workers, "available_cores", lambda: 2)
+    assert page_workers.worker_count(467) == 1
+    monkeypatch.setattr(page_workers, "available_cores", lambda: 16)
+    assert page_workers.worker_count(467) == 16
+    assert page_workers.worker_count(100) == 4
+
+
 def test_workers_die_with_their_parent() -> None:
     """A reader killed mid-read (its time limit, SIGKILL) leaves no page worker behind."""
     code = f"from docanalyst.pdf import load_pdf; load_pdf({str(BOOK)!r}, workers=3)"
