@@ -16,8 +16,8 @@ appends one JSON line: the command's wall time and its own breakdown (read, toke
 ground and store) and usage (prompt, cached and output tokens, per field group when it has groups).
 
 Case spec: ``DOC:KEY=VALUE,...`` with keys ``groups`` (``--field-groups``), ``evidence`` (``--evidence``),
-``template`` (``--template``), ``code`` (a folder holding another checkout of docanalyst, the command's working folder: today's path is the
-commit before issue 15, with its one-process reader), ``tables`` (``off`` adds
+``template`` (``--template``), ``code`` (a folder holding another checkout of docanalyst, the command's working
+folder: today's path is the commit before issue 15, with its one-process reader), ``tables`` (``off`` adds
 ``--no-tables``), ``ask`` (N questions through ``docanalyst ask``: the first fills the cache, the rest are the
 follow-ups). Example:
 
