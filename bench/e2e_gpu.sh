@@ -15,6 +15,8 @@
 set -u
 export PYTHONPATH=/root/site:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 VLLM_SERVER_DEV_MODE=1
 [ -f /root/site/.installed ] || { bash /root/stage/install-wheels.sh /root/stage /root/site > /root/install.log 2>&1 && touch /root/site/.installed; tail -3 /root/install.log; }
+# the host image's transformers needs its own newer huggingface_hub (is_offline_mode); the staged 0.36 shadows it
+rm -rf /root/site/huggingface_hub /root/site/huggingface_hub-*.dist-info
 M=/root/qwen-fp8; mkdir -p $M
 cp docanalyst/engine_configs/qwen3-next-80b-a3b-fp8.config.json $M/config.json
 cp bench/assets/tokenizer_config.json bench/assets/chat_template.jinja $M/; gunzip -c bench/assets/tokenizer.json.gz > $M/tokenizer.json
@@ -23,7 +25,10 @@ if ! curl -sf $URL/v1/models > /dev/null; then
   t0=$(date +%s)
   nohup setsid python -m docanalyst.cli serve --profile qwen3-next --model $M --engine-arg load_format=dummy \
      --engine-arg gdn_prefill_backend=triton > /root/serve.log 2>&1 &
-  until curl -sf $URL/v1/models > /dev/null; do sleep 2; [ $(( $(date +%s) - t0 )) -gt 420 ] && break; done
+  pid=$!
+  until curl -sf $URL/v1/models > /dev/null; do
+    sleep 2; kill -0 $pid 2> /dev/null || break; [ $(( $(date +%s) - t0 )) -gt 420 ] && break
+  done
   echo "serve ready after $(( $(date +%s) - t0 )) s"; tail -5 /root/serve.log
 else echo "serve already up"; fi
 MODEL=$(curl -s $URL/v1/models | python -c "import json,sys; print(json.load(sys.stdin)['data'][0]['id'])")

@@ -246,6 +246,10 @@ def plan(settings: Settings, document: Document, options: ExtractOptions) -> Pla
     first = _fit(settings, document, template, requested_profile(settings, options), options, bound_first=True)
     if first.fits:
         return first.plan()
+    if settings.engine_url is not None and first.profile.long_fallback:
+        # A server runs one engine with one window: the longer profile's plan would ask it for more tokens than it
+        # holds (found on the H200: a 260K-token bundle planned for qwen3-next-1m, refused by a qwen3-next serve).
+        raise first.error(document, served_window_hint(settings.engine_url, first.profile.long_fallback))
     longer = _long_fallback(settings, document, template, first.profile, options)
     if longer is None:
         raise first.error(document, NO_LONGER_PROFILE)
@@ -259,6 +263,13 @@ def plan(settings: Settings, document: Document, options: ExtractOptions) -> Pla
         f"'{first.profile.name}': using '{longer.profile.name}' (YaRN, window {longer.profile.max_model_len:,})"
     )
     return longer.plan((note,))
+
+
+def served_window_hint(url: str, longer: str) -> str:
+    return (
+        f"the engine at {url} serves this profile's window only: serve the longer one "
+        f"(`docanalyst serve --profile {longer}`) and pass --profile {longer}"
+    )
 
 
 def assess(settings: Settings, document: Document, options: ExtractOptions) -> tuple[BudgetReport, Verdict]:

@@ -86,6 +86,17 @@ def test_switch_to_yarn_only_when_allowed(settings, qwen_in_hub_cache) -> None:
         analyzer.plan(doc, ExtractOptions(profile="qwen3-next", allow_yarn=False))
 
 
+def test_a_server_is_never_asked_for_the_longer_window(settings, qwen_in_hub_cache) -> None:
+    """With --engine URL the server's one window decides: no switch to the YaRN profile it does not serve (on the
+    H200 a 260K-token bundle was planned for qwen3-next-1m and the qwen3-next server refused the request)."""
+    served = replace(settings, engine="http://127.0.0.1:9")  # never contacted: the tokenizer is in the hub cache
+    with pytest.raises(BudgetError) as info:
+        Analyzer(served).plan(_synthetic(300_000), ExtractOptions(profile="qwen3-next", allow_yarn=True))
+    assert info.value.exit_code == 4  # over budget, as for any document too long for its window
+    assert "the engine at http://127.0.0.1:9 serves this profile's window only: serve the longer one " \
+        "(`docanalyst serve --profile qwen3-next-1m`) and pass --profile qwen3-next-1m" in str(info.value)
+
+
 def test_tokens_and_extraction_share_one_long_document_rule(settings, qwen_in_hub_cache) -> None:
     """`docanalyst tokens` says what extraction would do: the long profile when only it fits, else too long."""
     from docanalyst.planning import assess
