@@ -93,8 +93,10 @@ def test_a_server_is_never_asked_for_the_longer_window(settings, qwen_in_hub_cac
     with pytest.raises(BudgetError) as info:
         Analyzer(served).plan(_synthetic(300_000), ExtractOptions(profile="qwen3-next", allow_yarn=True))
     assert info.value.exit_code == 4  # over budget, as for any document too long for its window
-    assert "the engine at http://127.0.0.1:9 serves this profile's window only: serve the longer one " \
+    assert (
+        "the engine at http://127.0.0.1:9 serves this profile's window only: serve the longer one "
         "(`docanalyst serve --profile qwen3-next-1m`) and pass --profile qwen3-next-1m" in str(info.value)
+    )
 
 
 def test_tokens_and_extraction_share_one_long_document_rule(settings, qwen_in_hub_cache) -> None:
