@@ -129,10 +129,12 @@ def test_unseen_contract_end_to_end(run_cli) -> None:
     assert {path: cited["confidence"] for path, cited in iter_cited(again["result"])} == confidences
     assert run_cli.engine.calls == calls  # type: ignore[attr-defined]
 
-    # Another template on the same document: the document prefix comes from vLLM's prefix cache. (generic: the
-    # shortest answer of the built-ins, for CI's 45 minutes)
-    other = json.loads(run_cli("extract", str(UNSEEN_CONTRACT), "--template", "generic", "--json").stdout)
-    assert other["status"] in ("ok", "partial")
+    # Another template on the same document: the document prefix comes from vLLM's prefix cache. Only the prefill
+    # is in question, so the answer stops after a few tokens (CI's 45 minutes): cut off, it is kept as truncated.
+    other = json.loads(
+        run_cli("extract", str(UNSEEN_CONTRACT), "--template", "generic", "--max-output-tokens", "8", "--json").stdout
+    )
+    assert other["status"] in ("ok", "partial", "truncated") and other["usage"]["completion_tokens"] <= 8
     block = run_cli.engine.llm.llm_engine.vllm_config.cache_config.block_size  # type: ignore[attr-defined]
     assert other["usage"]["cached_tokens"] >= budget["document_tokens"] - block
     if other["status"] == "ok":
