@@ -7,9 +7,11 @@
 #   .venv/bin/python bench/e2e_gpu.py prepare --docs .gpu-run/docs        # book, 32K/128K cuts, 250K bundle
 #   mkdir -p .gpu-run/old && git archive <commit before issue 15> docanalyst prompts | tar -x -C .gpu-run/old
 # then one device `run` per wheel part (carry .gpu-wheels/partK; mkdir -p /root/stage && cp .gpu-wheels/partK/*
-# /root/stage/), the last one carrying .gpu-run too, and finally (8 parts + ~275 s cold serve start: ~20 device min):
-#   bash bench/e2e_gpu.sh book.pdf:code=.gpu-run/old book.pdf book.pdf:ask=4 bundle-250k.pdf:code=.gpu-run/old \
-#       bundle-250k.pdf book-32k.pdf:groups=1 book-32k.pdf:groups=4 book.pdf:groups=8 book.pdf:evidence=refs
+# /root/stage/), the last one carrying .gpu-run/docs and .gpu-run/old too, and finally (2026-12-03: 1,592 s of
+# device time in all, incl. a cold host, 8 copies and a serve start of 252 s), two commands of ≤ 600 s:
+#   timeout 585 bash bench/e2e_gpu.sh book.pdf:template=contract book.pdf:ask=4 \
+#       book.pdf:code=.gpu-run/old,template=contract book.pdf:groups=1,template=contract ...
+#   timeout 450 bash bench/e2e_gpu.sh book-32k.pdf:groups=1,template=contract ... book-128k.pdf:evidence=refs,...
 # The serve stays up (setsid) for a second command with more cases on the same host.
 # On the GPU host: install (once), serve the real-architecture profile (dummy weights), run the cases given as args.
 set -u
