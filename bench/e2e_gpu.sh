@@ -2,7 +2,7 @@
 # The H200 run of bench/e2e_gpu.py (issue 15), as one device command. Before it, here in the project root:
 #   echo /.gpu-wheels/ >> .git/info/exclude; echo /.gpu-run/ >> .git/info/exclude
 #   printf '%s\n' pyyaml==6.0.3 uvicorn==0.38.0 h11==0.16.0 model_hosting_container_standards==0.1.16 \
-#       jmespath==1.0.1 supervisor==4.3.0 huggingface_hub==0.36.0 httpx==0.28.1 > .gpu-run/extra-req.txt
+#       jmespath==1.0.1 supervisor==4.3.0 httpx==0.28.1 > .gpu-run/extra-req.txt
 #   ../shared/gpu/stage-wheels.sh .gpu-wheels ../shared/gpu/requirements-docanalyst.txt .gpu-run/extra-req.txt
 #   .venv/bin/python bench/e2e_gpu.py prepare --docs .gpu-run/docs        # book, 32K/128K cuts, 250K bundle
 #   mkdir -p .gpu-run/old && git archive <commit before issue 15> docanalyst prompts | tar -x -C .gpu-run/old
@@ -17,7 +17,8 @@
 set -u
 export PYTHONPATH=/root/site:$PWD VLLM_USE_FLASHINFER_SAMPLER=0 VLLM_SERVER_DEV_MODE=1
 [ -f /root/site/.installed ] || { bash /root/stage/install-wheels.sh /root/stage /root/site > /root/install.log 2>&1 && touch /root/site/.installed; tail -3 /root/install.log; }
-# the host image's transformers needs its own newer huggingface_hub (is_offline_mode); the staged 0.36 shadows it
+# the host image has huggingface_hub (its transformers needs a newer one than 0.36: is_offline_mode); one staged
+# by hand would shadow it
 rm -rf /root/site/huggingface_hub /root/site/huggingface_hub-*.dist-info
 M=/root/qwen-fp8; mkdir -p $M
 cp docanalyst/engine_configs/qwen3-next-80b-a3b-fp8.config.json $M/config.json
