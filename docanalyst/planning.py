@@ -249,7 +249,7 @@ def plan(settings: Settings, document: Document, options: ExtractOptions) -> Pla
     if settings.engine_url is not None and first.profile.long_fallback:
         # A server runs one engine with one window: the longer profile's plan would ask it for more tokens than it
         # holds (found on the H200: a 260K-token bundle planned for qwen3-next-1m, refused by a qwen3-next serve).
-        raise first.error(document, served_window_hint(settings.engine_url, first.profile.long_fallback))
+        raise first.error(document, _served_window_hint(settings.engine_url, first.profile.long_fallback))
     longer = _long_fallback(settings, document, template, first.profile, options)
     if longer is None:
         raise first.error(document, NO_LONGER_PROFILE)
@@ -265,7 +265,8 @@ def plan(settings: Settings, document: Document, options: ExtractOptions) -> Pla
     return longer.plan((note,))
 
 
-def served_window_hint(url: str, longer: str) -> str:
+def _served_window_hint(url: str, longer: str) -> str:
+    """What to do instead: the server's window is fixed when it starts, so only serving the longer profile helps."""
     return (
         f"the engine at {url} serves this profile's window only: serve the longer one "
         f"(`docanalyst serve --profile {longer}`) and pass --profile {longer}"
