@@ -212,7 +212,8 @@ def test_a_misspelt_engine_argument_names_the_right_one() -> None:
         ({"tensor_parallel_size": 2, "max_num_seqs": 4, "gpu_memory_utilization": 0.5}, EMBEDDED_NAME),
         ({"load_format": "auto", "enforce_eager": True}, EMBEDDED_NAME),  # the profile's own values
         ({"load_format": "dummy"}, f"{EMBEDDED_NAME} [load_format=dummy]"),
-        ({"dtype": "float32", "max_num_seqs": 2}, f"{EMBEDDED_NAME} [dtype=float32]"),
+        ({"dtype": "bfloat16", "max_num_seqs": 2}, f"{EMBEDDED_NAME} [dtype=bfloat16]"),
+        ({"dtype": "float32"}, EMBEDDED_NAME),  # the embedded profile runs in float32 already
         ({"some_new_flag": 1}, f"{EMBEDDED_NAME} [some_new_flag=1]"),  # unknown: it may change the output
     ],
 )

@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,8 +24,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from docanalyst import serving
 from docanalyst.budget import answer_schema
-from docanalyst.engines import GUARD_CLASS, Engine, EnginePool, GenerationRequest, GenerationResult
+from docanalyst.config import Settings
+from docanalyst.engines import Engine, EnginePool, GenerationRequest, GenerationResult
 from docanalyst.engines.server import ServerEngine, server_factory
 from docanalyst.errors import EngineError
 from docanalyst.models import EMBEDDED_DIR
@@ -49,23 +50,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(model_dir: Path, port: int, profile: EngineProfile, log: Path) -> subprocess.Popen[bytes]:
-    """vLLM's OpenAI server for ``model_dir`` with the in-process engine's settings (engines/vllm._llm_kwargs),
-    keyed with KEY, in its own process group. Its engine core runs in a process of its own, as the session's
-    in-process engine's does (conftest): then the two compute bit for bit alike. (With the core inside the server's
-    process, VLLM_ENABLE_V1_MULTIPROCESSING=0, the texts were the same but log-probabilities moved by up to 0.1.)"""
-    argv = [
-        *(sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir)),
-        *("--served-model-name", model_dir.name, "--host", "127.0.0.1", "--port", str(port)),
-        *("--max-model-len", str(profile.max_model_len), "--enforce-eager", "--seed", "0", "--enable-prefix-caching"),
-        *("--max-num-seqs", str(profile.max_num_seqs), "--logits-processors", GUARD_CLASS, "--logprobs-mode"),
-        *("raw_logprobs", "--structured-outputs-config", '{"backend":"xgrammar","disable_any_whitespace":true}'),
-        *("--enable-prompt-tokens-details", "--enable-tokenizer-info-endpoint", "--uvicorn-log-level", "warning"),
-    ]
-    env = {**os.environ, **profile.engine_env, "VLLM_ENABLE_V1_MULTIPROCESSING": "1"}
-    env.update(VLLM_CPU_KVCACHE_SPACE="1", VLLM_API_KEY=KEY)
+def start_server(settings: Settings, port: int, profile: EngineProfile, log: Path) -> subprocess.Popen[bytes]:
+    """``docanalyst serve``'s own command for the profile (serving.plan: the in-process engine's settings, dtype
+    included), keyed with KEY, in its own process group. Its engine core runs in a process of its own, as the
+    session's in-process engine's does (conftest): then the two compute bit for bit alike. (With the core inside the
+    server's process, VLLM_ENABLE_V1_MULTIPROCESSING=0, the texts were the same but log-probabilities moved by up to
+    0.1; a hand-written command without the profile's float32 moved them by 0.015.)"""
+    served = serving.plan(settings, profile, port=port, api_key=KEY)
+    env = {**served.env, "VLLM_ENABLE_V1_MULTIPROCESSING": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
     with log.open("wb") as out:
-        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(served.argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
@@ -82,7 +76,7 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 def server(base_settings, tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    proc = start_server(base_settings.models_dir / EMBEDDED_DIR, port, get_profile("embedded"), log)
+    proc = start_server(base_settings, port, get_profile("embedded"), log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_S
