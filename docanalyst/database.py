@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Connection, Engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import SQLModel
 
@@ -76,10 +76,10 @@ def plain_db_error(exc: BaseException) -> str:
 
 
 def migrate(db_url: str, connection: Connection | None = None) -> None:
-    """Bring the database to the newest schema (idempotent). Processes opening a new SQLite file at the
-    same moment (two batch runs, the UI) take turns through a lock file beside it, or both would create the
-    tables. An in-memory database is migrated on the ``connection`` that will keep it (no lock, no file)."""
-    from alembic import command
+    """Bring the database to the newest schema (idempotent). Processes opening a new database at the same
+    moment (two batch runs, the UI) take turns, or both would create the tables: through a lock file beside a
+    SQLite file, through an advisory lock in PostgreSQL. An in-memory database is migrated on the ``connection``
+    that will keep it (no lock, no file)."""
     from alembic.config import Config
 
     cfg = Config()
@@ -87,23 +87,77 @@ def migrate(db_url: str, connection: Connection | None = None) -> None:
     cfg.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
     cfg.attributes["configure_logger"] = False
     cfg.attributes["connection"] = connection
-    path = sqlite_file(parse_url(db_url))
-    if connection is not None or path is None:
-        command.upgrade(cfg, "head")
+    url = parse_url(db_url)
+    if connection is not None:
+        _upgrade(cfg)
+    elif url.get_backend_name() == "postgresql":
+        _upgrade_postgresql(cfg, url)
+    else:
+        _upgrade_sqlite(cfg, sqlite_file(url))
+
+
+def _upgrade(cfg: Any) -> None:
+    from alembic import command
+
+    command.upgrade(cfg, "head")
+
+
+# pg_advisory_lock's key: any 64-bit number that other applications sharing the server are unlikely to use
+_MIGRATION_LOCK = 0x646F63616E616C79  # "docanaly"
+
+
+def _upgrade_postgresql(cfg: Any, url: URL) -> None:
+    """The migrations on one connection that holds a session-level advisory lock: a second process waits for the
+    first one's upgrade to commit, then finds nothing to do. PostgreSQL's DDL is transactional, so a failed
+    upgrade leaves the schema as it was."""
+    from sqlalchemy import create_engine, pool
+
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+            conn.commit()
+            try:
+                cfg.attributes["connection"] = conn
+                _upgrade(cfg)
+                conn.commit()
+            finally:
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+                conn.commit()
+    finally:
+        engine.dispose()
+
+
+def _upgrade_sqlite(cfg: Any, path: Path | None) -> None:
+    if path is None:  # a file: URI
+        _upgrade(cfg)
         return
     import fcntl
 
     try:
         lock = path.with_suffix(".migrate.lock").open("a")
     except OSError:  # a read-only folder: nobody can create tables there, so nobody needs to take turns
-        command.upgrade(cfg, "head")
+        _upgrade(cfg)
         return
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            command.upgrade(cfg, "head")
+            _upgrade(cfg)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def upsert(engine: Engine, table: Any) -> Any:
+    """``INSERT … ON CONFLICT`` for this engine's database: SQLite's and PostgreSQL's share the SQLAlchemy API
+    (``on_conflict_do_update``, ``excluded``); the one place that knows there are two."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 @contextmanager

@@ -58,7 +58,10 @@ def show_path(path: str | bytes | os.PathLike[str]) -> str:
 
 def storable(text: str) -> str:
     """``text`` that any UTF-8 sink (SQLite, a JSON/CSV file) accepts: bytes that were not UTF-8 become
-    ``\\xff`` escapes, other lone surrogates ``\\udxxx``. Valid text comes back unchanged."""
+    ``\\xff`` escapes, other lone surrogates ``\\udxxx``, and NUL ``\\x00`` (PostgreSQL's text takes none). Other
+    text comes back unchanged."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
     try:
         text.encode("utf-8")
         return text

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, func
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
@@ -29,6 +28,7 @@ from docanalyst.database import (
     sqlite_file,
     sqlite_pragmas,
     storable_text,
+    upsert,
 )
 from docanalyst.display import show_path, storable
 from docanalyst.errors import ConfigError, StoreError
@@ -239,15 +239,15 @@ class Store:
             # the same moment must both succeed (measured: 32-39 of 60 such runs were lost with read-then-insert).
             values = {k: storable(v) if isinstance(v, str) else v for k, v in document.model_dump().items()}
             storable_text(run)
-            upsert = sqlite_insert(DocumentRow).values(**values)
-            upsert = upsert.on_conflict_do_update(
+            insert = upsert(self.engine, DocumentRow).values(**values)
+            insert = insert.on_conflict_do_update(
                 index_elements=["sha256"],
                 set_={
-                    "path": upsert.excluded.path,
-                    "tokens": func.coalesce(upsert.excluded.tokens, DocumentRow.tokens),
+                    "path": insert.excluded.path,
+                    "tokens": func.coalesce(insert.excluded.tokens, DocumentRow.tokens),
                 },
             )
-            session.exec(upsert)
+            session.exec(insert)
             session.add(run)
             session.flush()
             assert run.id is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -114,3 +114,31 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server for the session (tests/postgres.py): the URL of its ``postgres`` database."""
+    import postgres
+
+    with postgres.server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
+    """Makes empty databases of each kind the store supports: SQLite files, and fresh PostgreSQL databases on the
+    session's real server."""
+    made = iter(range(1 << 20))
+    if request.param == "sqlite":
+        return lambda: f"sqlite:///{tmp_path / f'store{next(made)}.db'}"
+    import postgres
+
+    server = request.getfixturevalue("postgres_server")
+    return lambda: postgres.fresh_database(server)
+
+
+@pytest.fixture
+def db_url(new_database: Callable[[], str]) -> str:
+    """An empty database: a SQLite file, then (the same test again) a PostgreSQL database."""
+    return new_database()

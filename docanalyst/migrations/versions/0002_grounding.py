@@ -26,7 +26,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("quotes_found", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("grounding_rate", sa.Float(), nullable=True))
     # Rows from 0001 used found / other_page; map them onto the new statuses.
-    op.execute("UPDATE fields SET quote_status = 'exact', page_match = 1 WHERE quote_status = 'found'")
+    # a bound True, not the literal 1: PostgreSQL's boolean takes no integer
+    op.execute(
+        sa.text("UPDATE fields SET quote_status = 'exact', page_match = :yes WHERE quote_status = 'found'").bindparams(
+            yes=True
+        )
+    )
     op.execute("UPDATE fields SET quote_status = 'exact' WHERE quote_status = 'other_page'")
 
 
