@@ -31,7 +31,7 @@ from docanalyst.planning import Plan
 from docanalyst.planning import Prepared as Prepared  # re-exported: callers import it here
 from docanalyst.profiles import EngineProfile, get_profile
 from docanalyst.prompting import build_prompt, load_template, with_evidence
-from docanalyst.runs import StoredRun
+from docanalyst.runs import RunRecord, StoredRun
 from docanalyst.statuses import FLAGGED_STATUSES as FLAGGED_STATUSES  # re-exported: callers import it here
 from docanalyst.statuses import RunStatus, Verdict
 from docanalyst.store import Store
@@ -270,11 +270,16 @@ class Analyzer:
         ending, fields = generation.conclude(job, ending, options)
         timings = generation.finish_timings(job, self.engine_start_s)
         record = generation.run_record(job, ending, fields, timings, options)
-        run_id = self.store.store_run(record)
+        run_id = self.keep(record)
         return Outcome.of_job(
             job, ending.status, result=record.result, fields=fields, usage=dict(job.usage), timings=timings,
             run_id=run_id, error=ending.error, missing=list(ending.missing), field_groups=job.group_usage,
         )  # fmt: skip
+
+    def keep(self, record: RunRecord) -> int | None:
+        """Store a finished run (its own transaction); its id. An Analyzer that only computes (a Ray replica,
+        ray_batch.py) hands its records to the one writer instead and returns None."""
+        return self.store.store_run(record)
 
     # ---- the loop, for the faces -------------------------------------------------------------
     def run(self, admitted: Sequence[Admitted], options: ExtractOptions, say: Progress | None = None) -> list[Outcome]:

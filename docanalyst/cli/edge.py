@@ -45,11 +45,33 @@ def hoist_debug(args: Sequence[str]) -> list[str]:
     return ["--debug", *head, *args[end:]]
 
 
+def ray_address_optional(args: Sequence[str]) -> list[str]:
+    """``--ray`` takes an optional address (``batch DIR --ray``, ``--ray auto``, ``--ray head:6379``), which click
+    cannot declare: a ``--ray`` not followed by an address is given the value ``local``."""
+    args = list(args)
+    end = args.index("--") if "--" in args else len(args)
+    for i in reversed(range(end)):
+        if args[i] == "--ray":
+            following = args[i + 1] if i + 1 < end else ""
+            if not (following in ("auto", "local") or ":" in following):
+                args[i] = "--ray=local"
+    return args
+
+
+_results: list[IO[str]] = []  # where results go while stdout_to_stderr holds stdout (innermost last)
+
+
+def results_stream() -> IO[str]:
+    """Where a result line goes (cli.common.emit_json): the original stdout, even inside stdout_to_stderr."""
+    return _results[-1] if _results else sys.stdout
+
+
 @contextmanager
 def stdout_to_stderr(stream_results: bool = False) -> Iterator[None]:
-    """While the engine runs, fd 1 points at stderr: vLLM's engine process inherits fd 1 when it starts,
-    so it can never write into our output. Results printed meanwhile (``stream_results``, for --jsonl)
-    go through sys.stdout to the original stdout; otherwise sys.stdout also points at stderr."""
+    """While the engine runs, fd 1 and sys.stdout point at stderr: vLLM's engine process inherits fd 1 when it
+    starts, and libraries print (Ray's driver prints its cluster's errors), so nothing can write into our
+    output. Results printed meanwhile (``stream_results``, for --jsonl) go through ``results_stream()`` to
+    the original stdout."""
     sys.stdout.flush()
     saved_obj = sys.stdout
     try:
@@ -58,15 +80,21 @@ def stdout_to_stderr(stream_results: bool = False) -> Iterator[None]:
     except OSError:
         saved_fd = -1
     stream: IO[str] | None = None
-    if not stream_results:
-        sys.stdout = sys.stderr
-    elif saved_fd >= 0 and _uses_fd1(saved_obj):
+    if stream_results and saved_fd >= 0 and _uses_fd1(saved_obj):
         stream = open(os.dup(saved_fd), "w", encoding="utf-8", buffering=1)  # noqa: SIM115
-        sys.stdout = stream
+    if stream_results:
+        _results.append(stream or saved_obj)  # a test runner's in-memory stream is used as it is
+    sys.stdout = sys.stderr
     try:
         yield
     finally:
+        if stream_results:
+            _results.pop().flush()
         sys.stdout.flush()
+        if sys.__stdout__ is not None and not sys.__stdout__.closed:
+            # what a library wrote meanwhile through the original stdout object (Ray's driver prints its
+            # cluster's errors there) is still in its buffer: it belongs to stderr, where fd 1 points until now
+            sys.__stdout__.flush()
         sys.stdout = saved_obj
         if stream is not None:
             stream.close()
@@ -119,7 +147,7 @@ def main() -> None:
     try:
         with lifecycle.stopping():  # SIGINT/SIGTERM at any moment: the whole process tree ends, exit 130/143
             try:
-                code = app(args=hoist_debug(sys.argv[1:]), standalone_mode=False)
+                code = app(args=ray_address_optional(hoist_debug(sys.argv[1:])), standalone_mode=False)
             finally:
                 # The engines this command started, once, whatever happened. A start begun while reading that
                 # nothing used (the reading failed, say) is not waited for: its processes are ended now, before

@@ -143,6 +143,15 @@ TensorParallelOpt = Annotated[
     typer.Option("--tensor-parallel-size", min=1, max=1024, help="GPUs the engine spreads over (an engine argument)."),
 ]
 PasswordOpt = Annotated[str | None, typer.Option("--password", help="Password of an encrypted PDF.")]
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="[ADDRESS]",
+        help="Run the batch on Ray: --ray alone starts a local Ray for this run; --ray auto joins the cluster in "
+        "RAY_ADDRESS; --ray HOST:PORT joins that one. Needs the ray extra.",
+    ),
+]
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: sqlite in DOCANALYST_HOME).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 TemplateOpt = Annotated[
