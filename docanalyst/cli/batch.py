@@ -41,6 +41,7 @@ from docanalyst.cli.options import (
     ProfileOpt,
     RayOpt,
     ReadTimeoutOpt,
+    ReplicasOpt,
     StrictOpt,
     TablesOpt,
     TemplateOpt,
@@ -150,12 +151,7 @@ def batch(
     tensor_parallel_size: TensorParallelOpt = None,
     db: DbOpt = None,
     ray: RayOpt = None,
-    replicas: Annotated[
-        int | None,
-        typer.Option(
-            "--replicas", min=1, help="With --ray: engine replicas (default: GPUs / tensor-parallel size; 1 on a CPU)."
-        ),
-    ] = None,
+    replicas: ReplicasOpt = None,
 ) -> None:
     """Process a folder: parallel reading, many documents per engine call, resumable after any stop.
 
@@ -176,22 +172,27 @@ def batch(
     config = engine_settings(db, options, engine, api_key, engine_arg, tensor_parallel_size)
     progress = BatchProgress(len(files), jsonl)
     with open_analyzer(config) as analyzer, stdout_to_stderr(stream_results=jsonl), progress.bar:
-        if ray is not None:
-            from docanalyst.ray_batch import run_batch_ray
-
-            outcomes = run_batch_ray(analyzer, files, options, address=ray, replicas=replicas,
-                                     batch_size=batch_size, on_event=progress.on_event)  # fmt: skip
-        else:
-            from docanalyst.batch import run_batch
-
-            outcomes = run_batch(
-                analyzer, files, options, workers=workers,
-                # a backstop behind the reader's own limit (which gives the clearer message): tokenising comes after
-                timeout_s=read_timeout + 60, batch_size=batch_size, on_event=progress.on_event,
-            )  # fmt: skip
+        outcomes = _run(analyzer, files, options, ray, replicas, workers, read_timeout, batch_size, progress)
     err().print(summary_table(folder, len(files), outcomes, time.perf_counter() - progress.started))
     err().print(progress.counts_line())
     raise typer.Exit(progress.exit_code())
+
+
+def _run(analyzer: Any, files: list[Path], options: Any, ray: str | None, replicas: int | None, workers: int,
+         read_timeout: float, batch_size: int, progress: BatchProgress) -> list[Any]:  # fmt: skip
+    """On a Ray cluster (``--ray``) or in this process."""
+    if ray is not None:
+        from docanalyst.ray_batch import run_batch_ray
+
+        return run_batch_ray(analyzer, files, options, address=ray, replicas=replicas, batch_size=batch_size,
+                             on_event=progress.on_event)  # fmt: skip
+    from docanalyst.batch import run_batch
+
+    return run_batch(
+        analyzer, files, options, workers=workers,
+        # a backstop behind the reader's own limit (which gives the clearer message): tokenising comes after
+        timeout_s=read_timeout + 60, batch_size=batch_size, on_event=progress.on_event,
+    )  # fmt: skip
 
 
 def summary_table(folder: Path, total: int, outcomes: list[Any], seconds: float) -> Table:

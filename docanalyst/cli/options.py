@@ -152,6 +152,12 @@ RayOpt = Annotated[
         "RAY_ADDRESS; --ray HOST:PORT joins that one. Needs the ray extra.",
     ),
 ]
+ReplicasOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--replicas", min=1, help="With --ray: engine replicas (default: GPUs / tensor-parallel size; 1 on a CPU)."
+    ),
+]
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: sqlite in DOCANALYST_HOME).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 TemplateOpt = Annotated[
