@@ -89,6 +89,11 @@ class _Reading(threading.Thread):
         self.join(timeout=10)
 
 
+def unread_outcome(path: str, error: DocanalystError) -> Outcome:
+    """A file that never reached the engine: skipped when it does not fit the window, else an error."""
+    return Outcome.failed(path, error, RunStatus.SKIPPED if isinstance(error, BudgetError) else RunStatus.ERROR)
+
+
 Event = Callable[[BatchEvent, Outcome | None, dict[str, Any]], None]
 
 
@@ -153,8 +158,7 @@ class _Batch:
 
     def admit(self, index: int, result: Result, unread: int) -> None:
         if isinstance(result, DocanalystError):
-            status = RunStatus.SKIPPED if isinstance(result, BudgetError) else RunStatus.ERROR
-            self.done(index, Outcome.failed(self.paths[index], result, status))
+            self.done(index, unread_outcome(self.paths[index], result))
             return
         assert isinstance(result, Prepared)
         original = self.first_by_content.get(result.document.sha256)

@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from docanalyst import planning
-from docanalyst.batch import Event
+from docanalyst.batch import Event, unread_outcome
 from docanalyst.config import Settings
-from docanalyst.errors import BudgetError, ConfigError, DocanalystError
+from docanalyst.errors import ConfigError, DocanalystError
 from docanalyst.pipeline import Analyzer, ExtractOptions, Outcome, Prepared
 from docanalyst.profiles import EngineProfile
 from docanalyst.runs import RunRecord
-from docanalyst.statuses import BatchEvent, RunStatus
+from docanalyst.statuses import BatchEvent
 
 WATCH_EVERY_S = 5.0  # how often the writer looks at the cluster while no row comes
 
@@ -196,7 +196,7 @@ class Replica:
                 raise read
             return self.analyzer.admit(read, self.options)
         except DocanalystError as exc:
-            return Outcome.failed(path, exc, RunStatus.SKIPPED if isinstance(exc, BudgetError) else RunStatus.ERROR)
+            return unread_outcome(path, exc)
 
     def __del__(self) -> None:
         self.analyzer.close()

@@ -142,3 +142,12 @@ def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[],
 def db_url(new_database: Callable[[], str]) -> str:
     """An empty database: a SQLite file, then (the same test again) a PostgreSQL database."""
     return new_database()
+
+
+def free_port() -> int:
+    """A free TCP port on loopback (for a server a test starts)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

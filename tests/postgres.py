@@ -12,12 +12,13 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from conftest import free_port
 
 USER = "docanalyst"
 
@@ -29,12 +30,6 @@ def binaries() -> Path | None:
         return Path(os.path.realpath(found)).parent
     folders = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
     return Path(folders[-1]) if folders else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _as_owner(argv: list[str]) -> list[str]:
@@ -62,7 +57,7 @@ def server() -> Iterator[str]:
         shutil.chown(sockets, "nobody")
     try:
         _run([str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"])
-        port = _free_port()
+        port = free_port()
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -c fsync=off -c max_connections=60"
         log = str(folder / "server.log")
         _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", log, "-w", "start"])

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from docanalyst.cli.edge import ray_address_optional
 from docanalyst.errors import ConfigError
 from docanalyst.profiles import get_profile
 
-from conftest import SAMPLES
+from conftest import SAMPLES, free_port
 
 DOCUMENTS = 8
 REPLICA = "MapBatches(Replica)"  # in the title Ray gives an engine replica's worker process
@@ -68,12 +67,6 @@ def test_without_ray_the_message_says_how_to_get_it(monkeypatch) -> None:
 # ---- the two-node cluster --------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 LOOPBACK_ENV = {"RAY_AUTH_MODE": "disabled"}  # a loopback-only test cluster: no token to hand the CLI
 
 
@@ -88,7 +81,7 @@ def _ray(*args: str, check: bool = True) -> None:
 def cluster() -> Iterator[str]:
     """A head node that only coordinates (no CPU slot: Ray's own actors live there) and a worker node with two
     CPU slots, where every read and the engine replica run; its address once both nodes are up."""
-    port = _free_port()
+    port = free_port()
     common = ["--node-ip-address=127.0.0.1", "--object-store-memory=200000000", "--disable-usage-stats"]
     try:
         _ray("start", "--head", f"--port={port}", "--include-dashboard=false", "--num-cpus=0", *common)
