@@ -28,14 +28,14 @@ def test_every_command_on_postgresql(cli_pool, postgres_server: str, tmp_path) -
         result = runner.invoke(cli.app, [*args, "--db", db])
         return result.exit_code, result.stdout
 
-    extract = ["extract", str(NDA), "--template", "generic", "--max-output-tokens", "48", "--json"]
+    extract = ["extract", str(NDA), "--template", "generic", "--max-output-tokens", "120", "--json"]
     code, out = run(*extract)
     first = json.loads(out)
     assert code in (0, 8) and first["status"] in ("ok", "partial") and first["run_id"] == 1, out  # 8: cut, kept
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / NDA.name).write_bytes(NDA.read_bytes())
-    batch = ["batch", str(inbox), "--template", "generic", "--max-output-tokens", "48", "--jsonl"]
+    batch = ["batch", str(inbox), "--template", "generic", "--max-output-tokens", "120", "--jsonl"]
     again = json.loads(run(*batch)[1])
     assert (again["status"], again["run_id"]) == ("cached", 1)  # found in PostgreSQL (batch reuses partial runs)
     listed = [json.loads(line) for line in run("list", "--json")[1].splitlines()]
