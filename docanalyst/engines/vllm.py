@@ -28,7 +28,7 @@ def _structured(schema: Mapping[str, Any]) -> dict[str, Any]:
 
         return {"structured_outputs": StructuredOutputsParams(json=dict(schema))}
     except ImportError:  # vLLM before the StructuredOutputsParams rename
-        from vllm.sampling_params import GuidedDecodingParams  # type: ignore[attr-defined]
+        from vllm.sampling_params import GuidedDecodingParams
 
         return {"guided_decoding": GuidedDecodingParams(json=dict(schema))}
 
