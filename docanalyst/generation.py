@@ -38,7 +38,7 @@ from docanalyst.prompting import BuiltPrompt, PromptTemplate, build_prompt
 from docanalyst.runs import RunKey, RunRecord
 from docanalyst.salvage import salvage
 from docanalyst.schemas import schema_hash
-from docanalyst.statuses import QuoteStatus, RunStatus
+from docanalyst.statuses import GroundingVerdict, RunStatus
 from docanalyst.tokenization import TokenCounter
 
 Groups = tuple[tuple[str, ...], ...]  # field groups: the template's field names, one tuple per request
@@ -256,7 +256,8 @@ def _salvage(
 
 
 def conclude(job: Job, ending: Ending, options: ExtractOptions) -> tuple[Ending, list[GroundedField]]:
-    """Ground the result's quotes in the document; under ``--strict`` a quote not found fails an ok run."""
+    """Ground the result's quotes in the document; under ``--strict`` an unverified quote or a verdict other than
+    ``grounded`` fails an ok run."""
     if ending.result is None:
         return ending, []
     confidences: dict[str, float] = {}
@@ -266,10 +267,12 @@ def conclude(job: Job, ending: Ending, options: ExtractOptions) -> tuple[Ending,
             confidences.update(field_confidences(answer.raw or "", last.token_texts, last.token_logprobs))
     fields = ground(job.document, ending.result, confidences)
     grounding = summarise(fields)
-    if ending.status == RunStatus.OK and options.strict and grounding.not_found:
-        missing = ", ".join(f.path for f in fields if f.status == QuoteStatus.NOT_FOUND)
+    weak = grounding.verdict is not GroundingVerdict.GROUNDED
+    if ending.status == RunStatus.OK and options.strict and (grounding.not_found or weak):
+        unverified = ", ".join(f"{f.path} ({f.status})" for f in fields if f.quote and not f.quote_found)
         error = UngroundedError(
-            f"{grounding.not_found} of {grounding.quotes} quotes were not found in the document (--strict): {missing}",
+            f"{grounding.not_found} of {grounding.quotes} quotes are not evidence for their value; the run's evidence "
+            f"is {grounding.verdict} (--strict): {unverified or 'values without quotes'}",
             path=job.document.path,
             document_id=job.document.id,
         )

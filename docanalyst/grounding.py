@@ -20,21 +20,26 @@ and scored again; otherwise "Laws of Mars." would be found at 92 in "the laws of
 
 from __future__ import annotations
 
+import copy
 import re
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from rapidfuzz import fuzz
 
+from docanalyst import support
 from docanalyst.document import Document
 from docanalyst.evidence import resolve
 from docanalyst.schemas import iter_cited
-from docanalyst.statuses import QuoteStatus
+from docanalyst.statuses import GroundingVerdict, QuoteStatus
 
 Status = QuoteStatus  # the name grounding has always used
 FUZZY_MIN = 90.0
 FUZZY_MIN_CHARS = 20
+# The run's verdict (GroundingSummary.verdict): shares of its asserted values with verified evidence.
+VERDICT_GROUNDED = 0.8
+VERDICT_WEAK = 0.5
 _FOUND = tuple(s for s in QuoteStatus if s.found)
 _TRANSLATE = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "–": "-", "—": "-",
                             "‐": "-", "‑": "-", "\u00ad": ""})  # fmt: skip
@@ -244,6 +249,23 @@ class DocumentIndex:
             return self._match(QuoteStatus.FUZZY, best[1], best[2], score=round(best[0], 1))
         return Match(QuoteStatus.NOT_FOUND)
 
+    def judge(self, match: Match, quote: str | None, value: str | None) -> Match:
+        """A located quote as evidence (support.py): ``too_short`` (no span: it proves nothing, so nothing is
+        highlighted) or ``unsupported`` (the span stays: the quote is there, it just does not say the value)."""
+        if match.status in (QuoteStatus.NO_QUOTE, QuoteStatus.UNKNOWN_REFERENCE):
+            return match
+        if match.status is not QuoteStatus.CITED and not support.informative(quote):
+            return Match(QuoteStatus.TOO_SHORT)
+        if not match.status.found or match.start is None or match.end is None:
+            return match
+        number = self.document.page_at(match.start)
+        page = self.document.page(number) if number is not None else None
+        bounds = (page.start, page.end) if page is not None else (0, len(self.text))
+        nearby = support.window(self.text, match.start, match.end, *bounds)
+        if not support.supports(value, nearby):
+            return replace(match, status=QuoteStatus.UNSUPPORTED)
+        return match
+
     def _match(self, status: Status, start: int, end: int, score: float | None = None) -> Match:
         return Match(status, start, end, self.document.page_at(start), 100.0 if score is None else score)
 
@@ -286,13 +308,17 @@ def ground(
     for path, cited in iter_cited(result):
         if isinstance(cited.get("evidence"), list):  # --evidence refs: grounded by reference, not searched for
             ref = resolve(cited["evidence"], document)
+            status = ref.status
+            if status.found and ref.start is not None and ref.end is not None:
+                status = index.judge(Match(status, ref.start, ref.end, ref.page), ref.quote, cited.get("value")).status
             out.append(
-                GroundedField(path, cited.get("value"), ref.quote, ref.page, ref.status, ref.page, ref.start, ref.end,
+                GroundedField(path, cited.get("value"), ref.quote, ref.page, status, ref.page, ref.start, ref.end,
                               100.0 if ref.quote else None, confidences.get(path))
             )  # fmt: skip
             continue
         quote, page = cited.get("quote"), cited.get("page")
         match = index.locate(quote, page) if quote else Match(QuoteStatus.NO_QUOTE)
+        match = index.judge(match, quote, cited.get("value"))
         out.append(
             GroundedField(path, cited.get("value"), quote, page, match.status, match.page, match.start, match.end,
                           match.score, confidences.get(path))
@@ -303,29 +329,47 @@ def ground(
 @dataclass(frozen=True)
 class GroundingSummary:
     quotes: int  # values that came with a quote
-    found: int  # quotes located in the document (any level)
+    found: int  # quotes verified: located in the document (any level), informative, and supporting their value
     on_cited_page: int
-    not_found: int
+    not_found: int  # quotes not verified: not found, too short or unsupported
+    too_short: int = 0
+    unsupported: int = 0
+    asserted: int = 0  # values that claim something (not null, not a bare "yes")
+    verified: int = 0  # of those, the ones whose quote is verified
 
     @property
     def rate(self) -> float | None:
-        """Share of quotes found in the document; None when the model gave no quote at all."""
+        """Share of quotes verified; None when the model gave no quote at all."""
         return round(self.found / self.quotes, 4) if self.quotes else None
 
+    @property
+    def verdict(self) -> GroundingVerdict:
+        """The run's evidence in one word (statuses.GroundingVerdict), from the share of asserted values verified."""
+        if not self.asserted:
+            return GroundingVerdict.GROUNDED
+        share = self.verified / self.asserted
+        if share >= VERDICT_GROUNDED:
+            return GroundingVerdict.GROUNDED
+        return GroundingVerdict.WEAK if share >= VERDICT_WEAK else GroundingVerdict.UNGROUNDED
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "rate": self.rate}
+        return {**asdict(self), "rate": self.rate, "verdict": str(self.verdict)}
 
 
 def summarise(fields: list[GroundedField]) -> GroundingSummary:
     quoted = [f for f in fields if f.status != QuoteStatus.NO_QUOTE]
     found = [f for f in quoted if f.quote_found]
-    return GroundingSummary(len(quoted), len(found), sum(f.page_match for f in found), len(quoted) - len(found))
+    asserted = [f for f in fields if support.asserts(f.value)]
+    return GroundingSummary(
+        len(quoted), len(found), sum(f.page_match for f in found), len(quoted) - len(found),
+        too_short=sum(f.status == QuoteStatus.TOO_SHORT for f in quoted),
+        unsupported=sum(f.status == QuoteStatus.UNSUPPORTED for f in quoted),
+        asserted=len(asserted), verified=sum(f.quote_found for f in asserted),
+    )  # fmt: skip
 
 
 def annotate(result: dict[str, Any], fields: list[GroundedField]) -> dict[str, Any]:
     """Copy of the result with the grounding of every quote beside it."""
-    import copy
-
     annotated = copy.deepcopy(result)
     by_path = {f.path: f for f in fields}
     for path, cited in iter_cited(annotated):
@@ -347,8 +391,6 @@ def resolve_evidence(result: dict[str, Any], document: Document) -> dict[str, An
     the ids stay beside them. ``ground`` resolves the same ids to the span and the status (``cited``, or
     ``unknown_reference``), and ``annotate`` fills quote and page itself, so calling this is only needed where a
     result is shown before it is annotated. A quotes result comes back unchanged."""
-    import copy
-
     resolved = copy.deepcopy(result)
     for _path, cited in iter_cited(resolved):
         if isinstance(cited.get("evidence"), list):

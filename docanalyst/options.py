@@ -30,7 +30,8 @@ class ExtractOptions:
     # Stored runs with these statuses answer the same question again without the engine. `extract` reuses
     # only valid results; `batch --resume` also counts flagged ones (greedy decoding would repeat them).
     reuse_statuses: tuple[str, ...] = (RunStatus.OK,)
-    # --strict: a value whose quote cannot be found in the document fails the run (status "ungrounded").
+    # --strict: a quote that is not evidence for its value (not found, too short, unsupported) or a run whose
+    # evidence verdict is not "grounded" fails the run (status "ungrounded").
     strict: bool = False
     # Reading: OCR of pages that are only images (Tesseract), and the limits of the isolated reader process.
     ocr: bool = True

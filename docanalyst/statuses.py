@@ -47,10 +47,24 @@ class QuoteStatus(StrEnum):
     # --evidence refs (evidence.py): the value cited numbered sentences; its quote is their text, by construction
     CITED = "cited"
     UNKNOWN_REFERENCE = "unknown_reference"  # it cited ids, none of them in the document
+    # support.py: a quote too short to prove anything (")", "USD"), found or not; a quote found in the document
+    # that does not say what its value says. Neither counts as evidence.
+    TOO_SHORT = "too_short"
+    UNSUPPORTED = "unsupported"
 
     @property
     def found(self) -> bool:
         return self in (QuoteStatus.EXACT, QuoteStatus.NORMALISED, QuoteStatus.FUZZY, QuoteStatus.CITED)
+
+
+class GroundingVerdict(StrEnum):
+    """How well a whole run is backed by its evidence (grounding.GroundingSummary.verdict): the share of the values
+    that assert something whose quote was found and supports them. A run can be ``ok`` (a valid answer) and
+    ``weak`` at once; ``--strict`` fails anything but ``grounded``."""
+
+    GROUNDED = "grounded"  # at least VERDICT_GROUNDED of the asserted values verified (or nothing asserted)
+    WEAK = "weak"  # at least VERDICT_WEAK of them
+    UNGROUNDED = "ungrounded"  # fewer
 
 
 class Fit(StrEnum):

@@ -12,8 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "docanalyst"
 UI = ROOT / "ui"
-CORE = ("document", "budget", "schemas", "grounding", "errors", "config", "profiles", "prompting", "tokenization",
-        "planning", "statuses", "confidence", "options", "runs", "generation")  # fmt: skip
+CORE = ("document", "budget", "schemas", "grounding", "support", "errors", "config", "profiles", "prompting",
+        "tokenization", "planning", "statuses", "confidence", "options", "runs", "generation")  # fmt: skip
 ADAPTERS = ("pymupdf", "fitz", "vllm", "sqlmodel", "sqlalchemy", "alembic", "typer", "rich", "streamlit", "torch",
             "ray", "psycopg")  # fmt: skip
 
@@ -24,7 +24,7 @@ ADAPTERS = ("pymupdf", "fitz", "vllm", "sqlmodel", "sqlalchemy", "alembic", "typ
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"", "errors", "display", "quiet", "statuses", "config", "lifecycle", "models", "document",
                     "evidence", "salvage", "confidence", "tokenization", "output_bounds", "profiles"}),
-    ("core", {"templates", "schemas", "prompting", "budget", "grounding", "options", "runs", "planning",
+    ("core", {"templates", "schemas", "prompting", "budget", "grounding", "support", "options", "runs", "planning",
               "evaluation", "evaluation/normalize", "evaluation/fields", "evaluation/datasets", "evaluation/scoring"}),
     ("adapters", {"engines", "database", "store", "exporting", "pdf", "page_workers", "reader_answers", "isolation",
                   "reader_process", "hub", "serving"}),

@@ -16,11 +16,12 @@ from docanalyst import cli
 from docanalyst.grounding import normalise
 from docanalyst.pdf import load_pdf
 from docanalyst.schemas import ContractResult, GenericResult, iter_cited
+from docanalyst.support import informative
 
 from conftest import LONG_CONTRACT, SAMPLE_CONTRACT, UNSEEN_CONTRACT
 
 pytestmark = pytest.mark.engine
-STATUSES = {"exact", "normalised", "fuzzy", "not_found", "no_quote"}
+STATUSES = {"exact", "normalised", "fuzzy", "not_found", "no_quote", "too_short", "unsupported"}
 FOUND = {"exact", "normalised", "fuzzy"}
 
 
@@ -71,10 +72,15 @@ def check_grounded(result: dict, document) -> int:
             continue
         quotes += 1
         assert cited["quote_found"] == (cited["quote_status"] in FOUND)
-        if cited["quote_status"] in FOUND:
+        if cited["quote_status"] == "too_short":  # proves nothing: nothing is highlighted
+            assert cited["span"] is None and not informative(cited["quote"])
+            continue
+        if cited["quote_status"] in FOUND or cited["quote_status"] == "unsupported":  # located (unsupported too)
             start, end = cited["span"]
             assert document.page_at(start) == cited["found_page"]
-            if cited["quote_status"] == "exact":
+            if cited["quote_status"] == "unsupported":
+                assert cited["quote_found"] is False
+            elif cited["quote_status"] == "exact":
                 assert document.text[start:end] == cited["quote"].strip()
             else:
                 assert normalise(document.text[start:end]) != "" and cited["quote"].strip() not in document.text

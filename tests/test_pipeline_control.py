@@ -119,11 +119,15 @@ def test_strict_fails_a_run_with_an_invented_quote(settings) -> None:
     analyzer, _ = analyzer_with(settings, [(invented, "stop"), (invented, "stop")])
     [lenient] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded"))
     assert lenient.status == "ok" and lenient.as_json()["grounding"] == {
-        "quotes": 1, "found": 0, "on_cited_page": 0, "not_found": 1, "rate": 0.0
+        "quotes": 1, "found": 0, "on_cited_page": 0, "not_found": 1, "rate": 0.0, "too_short": 0, "unsupported": 0,
+        "asserted": 1, "verified": 0, "verdict": "ungrounded",
     }  # fmt: skip
     [strict] = analyzer.extract([SAMPLE_CONTRACT], ExtractOptions(profile="embedded", strict=True, force=True))
     assert strict.status == "ungrounded" and strict.error is not None and strict.error.exit_code == 6
-    assert str(strict.error).endswith("1 of 1 quotes were not found in the document (--strict): governing_law")
+    assert str(strict.error).endswith(
+        "1 of 1 quotes are not evidence for their value; the run's evidence is ungrounded (--strict): "
+        "governing_law (not_found)"
+    )
 
 
 def test_batch_analyses_identical_files_once(settings, tmp_path) -> None:

@@ -133,19 +133,44 @@ def parse_date(text: str | None) -> PartialDate | None:
     best: tuple[int, PartialDate] | None = None
     for pattern in _DATE_PATTERNS:
         for m in pattern.finditer(folded):
-            groups = m.groupdict()
-            month_raw = groups.get("month")
-            month = None
-            if month_raw:
-                month = int(month_raw) if month_raw.isdigit() else MONTHS[month_raw.rstrip(".")]
-            day = int(groups["day"]) if groups.get("day") else None
-            if (month is not None and not 1 <= month <= 12) or (day is not None and not 1 <= day <= 31):
+            found = _date_of(m.groupdict())
+            if found is None:
                 continue
-            found = PartialDate(_year(groups["year"]), month, day)
             if best is None or m.start() < best[0]:
                 best = (m.start(), found)
             break
     return best[1] if best else None
+
+
+def parse_dates(text: str | None) -> list[PartialDate]:
+    """Every date in the text, in order; where patterns overlap, the one that starts first and reads most."""
+    if not text:
+        return []
+    folded = fold(text)
+    found: list[tuple[int, int, PartialDate]] = []
+    for pattern in _DATE_PATTERNS:
+        for m in pattern.finditer(folded):
+            date = _date_of(m.groupdict())
+            if date is not None:
+                found.append((m.start(), -len(m.group(0)), date))
+    out: list[PartialDate] = []
+    end = -1
+    for start, negative_length, date in sorted(found, key=lambda item: (item[0], item[1])):
+        if start >= end:
+            out.append(date)
+            end = start - negative_length
+    return out
+
+
+def _date_of(groups: dict[str, str | None]) -> PartialDate | None:
+    month_raw = groups.get("month")
+    month = None
+    if month_raw:
+        month = int(month_raw) if month_raw.isdigit() else MONTHS[month_raw.rstrip(".")]
+    day = int(groups["day"]) if groups.get("day") else None
+    if (month is not None and not 1 <= month <= 12) or (day is not None and not 1 <= day <= 31):
+        return None
+    return PartialDate(_year(str(groups["year"])), month, day)
 
 
 # ---- durations ----------------------------------------------------------------------------------
