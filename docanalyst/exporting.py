@@ -16,17 +16,25 @@ from collections.abc import Sequence
 from typing import Any
 
 from docanalyst.confidence import below
+from docanalyst.revisions import RevisionRow, reviewed_fields
 from docanalyst.store import DocumentRow, FieldRow, RunRow
 
 FIELD_COLUMNS = ["path", "value", "confidence", "quote", "page", "quote_found", "quote_status", "found_page"]
+REVIEW_COLUMNS = ["review_action", "reviewed_value", "review_quote", "reviewer", "reviewed_at"]
 RUN_COLUMNS = ["run_id", "document", "sha256", "template", "profile", "model", "status"]
 
 
 def run_record(
-    run: RunRow, doc: DocumentRow, fields: Sequence[FieldRow] | None, min_confidence: float | None = None
+    run: RunRow,
+    doc: DocumentRow,
+    fields: Sequence[FieldRow] | None,
+    min_confidence: float | None = None,
+    revisions: Sequence[RevisionRow] = (),
 ) -> dict[str, Any]:
     """Everything stored about one run; ``fields`` None leaves the per-field rows out (listings).
-    ``min_confidence``: values below it are left out of ``fields`` and named in ``hidden`` (module doc)."""
+    ``min_confidence``: values below it are left out of ``fields`` and named in ``hidden`` (module doc).
+    ``revisions``: reviewers' corrections; each field then carries its newest ``review`` beside the model's value,
+    which stays as the model gave it."""
     data: dict[str, Any] = {
         "run_id": run.id,
         "created_at": run.created_at.isoformat(),
@@ -58,6 +66,7 @@ def run_record(
             data["min_confidence"] = min_confidence
             data["hidden"] = [f.path for f in fields if below(f.confidence, min_confidence)]
             fields = [f for f in fields if not below(f.confidence, min_confidence)]
+        reviews = {item["path"]: item["review"] for item in reviewed_fields(fields, revisions)}
         data["fields"] = [
             {
                 "path": f.path,
@@ -71,6 +80,7 @@ def run_record(
                 "page_match": f.page_match,
                 "span": [f.span_start, f.span_end] if f.span_start is not None else None,
                 "score": f.score,
+                "review": reviews.get(f.path),
             }
             for f in fields
         ]
@@ -95,19 +105,27 @@ def to_field_csv(records: Sequence[dict[str, Any]]) -> str:
     """One row per extracted field; a run without fields (failed, truncated) still gets a row with its status."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([*RUN_COLUMNS, "field", *FIELD_COLUMNS[1:]])
+    writer.writerow([*RUN_COLUMNS, "field", *FIELD_COLUMNS[1:], *REVIEW_COLUMNS])
     for record in records:
         fields = record.get("fields") or []
         if not fields:
-            writer.writerow([*_head(record), *([""] * len(FIELD_COLUMNS))])
+            writer.writerow([*_head(record), *([""] * (len(FIELD_COLUMNS) + len(REVIEW_COLUMNS)))])
         for f in fields:
-            writer.writerow([*_head(record), *(_blank(f[c]) if c == "confidence" else f[c] for c in FIELD_COLUMNS)])
+            cells = [_blank(f[c]) if c == "confidence" else f[c] for c in FIELD_COLUMNS]
+            writer.writerow([*_head(record), *cells, *_review_cells(f.get("review"))])
     return buffer.getvalue()
 
 
+def _review_cells(review: dict[str, Any] | None) -> list[Any]:
+    """The newest review of a value in CSV cells (empty when nobody reviewed it)."""
+    if not review:
+        return [""] * len(REVIEW_COLUMNS)
+    return [review["action"], review["value"] or "", review["quote"] or "", review["reviewer"], review["at"]]
+
+
 def to_wide_csv(records: Sequence[dict[str, Any]]) -> str:
-    """One row per run; for each field path a value column, plus its confidence, its page and whether the quote
-    was found (a value hidden by ``min_confidence`` leaves its cells empty)."""
+    """One row per run; for each field path a value column (the model's), plus its confidence, its page, whether
+    the quote was found and the reviewed value (a value hidden by ``min_confidence`` leaves its cells empty)."""
     paths: list[str] = []
     for record in records:
         for f in record.get("fields") or []:
@@ -115,14 +133,16 @@ def to_wide_csv(records: Sequence[dict[str, Any]]) -> str:
                 paths.append(f["path"])
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    heads = (c for p in paths for c in (p, f"{p}.confidence", f"{p}.page", f"{p}.quote_found"))
+    heads = (c for p in paths for c in (p, f"{p}.confidence", f"{p}.page", f"{p}.quote_found", f"{p}.reviewed"))
     writer.writerow([*RUN_COLUMNS, "error", *heads])
     for record in records:
         by_path = {f["path"]: f for f in record.get("fields") or []}
         row = [*_head(record), record["error"] or ""]
         for p in paths:
             f = by_path.get(p)
-            row += [f["value"], _blank(f["confidence"]), f["page"], f["quote_found"]] if f else ["", "", "", ""]
+            reviewed = (f.get("review") or {}).get("action") and f["review"]["value"] if f else None
+            cells = [f["value"], _blank(f["confidence"]), f["page"], f["quote_found"], reviewed or ""] if f else None
+            row += cells or [""] * 5
         writer.writerow(row)
     return buffer.getvalue()
 

@@ -67,6 +67,14 @@ class GroundingVerdict(StrEnum):
     UNGROUNDED = "ungrounded"  # fewer
 
 
+class ReviewAction(StrEnum):
+    """What a reviewer did to a stored value (revisions.py; the stored ``revisions.action``)."""
+
+    ACCEPTED = "accepted"  # the model's value is right
+    EDITED = "edited"  # the right value is another one
+    REJECTED = "rejected"  # the document does not say this: no value
+
+
 class Fit(StrEnum):
     """The kind of a budget verdict."""
 

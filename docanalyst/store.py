@@ -278,7 +278,7 @@ class Store:
             return None
         loaded = self.get_run(run.id)
         usage = {name: getattr(run, name) or 0 for name in ("prompt_tokens", "cached_tokens", "completion_tokens")}
-        fields = [_grounded(f) for f in loaded[2]] if loaded else []
+        fields = [grounded_field(f) for f in loaded[2]] if loaded else []
         groups = json.loads(run.sampling_json or "{}").get("field_groups")  # field groups' usage (field_groups.py)
         return StoredRun(run.id, RunStatus(run.status), run.result, run.missing, usage, run.timings, fields, groups)
 
@@ -365,7 +365,7 @@ def _field_row(f: GroundedField) -> FieldRow:
     )  # fmt: skip
 
 
-def _grounded(row: FieldRow) -> GroundedField:
+def grounded_field(row: FieldRow) -> GroundedField:
     return GroundedField(
         # the stored word as it is: databases from before migration 0002 hold older words ("found")
         row.path, row.value, row.quote, row.page, row.quote_status, row.found_page,  # type: ignore[arg-type]

@@ -27,8 +27,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("core", {"templates", "schemas", "prompting", "budget", "grounding", "support", "options", "runs", "planning",
               "evaluation", "evaluation/normalize", "evaluation/fields", "evaluation/datasets", "evaluation/scoring"}),
     ("adapters", {"engines", "database", "store", "exporting", "pdf", "page_workers", "reader_answers", "isolation",
-                  "reader_process", "hub", "serving"}),
-    ("pipeline", {"generation", "pipeline", "batch", "field_groups", "outcome", "ray_batch"}),
+                  "reader_process", "hub", "serving", "revisions"}),
+    ("pipeline", {"generation", "pipeline", "batch", "field_groups", "outcome", "ray_batch", "reviewing"}),
     ("services", {"evaluation/runner", "evaluation/report", "evaluation/views"}),
     ("faces", {"cli"}),
 ]

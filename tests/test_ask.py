@@ -55,7 +55,15 @@ def test_questions_share_the_cached_document(run_cli, embedded_engine) -> None:
         if out["status"] == "ok":
             AnswerResult.model_validate(json.loads(json.dumps(out["result"]), object_hook=strip_grounding))
             for cited in out["result"]["citations"]:
-                assert cited["quote_status"] in ("exact", "normalised", "fuzzy", "not_found", "no_quote", "too_short", "unsupported")
+                assert cited["quote_status"] in (
+                    "exact",
+                    "normalised",
+                    "fuzzy",
+                    "not_found",
+                    "no_quote",
+                    "too_short",
+                    "unsupported",
+                )
                 assert cited["page"] is None or 1 <= cited["page"] <= document.page_count
     # The same question again comes from the store.
     again = json.loads(run_cli("ask", str(LICENCE), "Which law governs it?", "--json").stdout)

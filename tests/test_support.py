@@ -92,7 +92,10 @@ def test_kinds_of_values() -> None:
     assert supports("New York", "the laws of the State of New York") and not supports("York", "the State of Maine")
     assert supports("$1,000,000", "a cap of $1 000 000 in total") and not supports("$1,000", "a cap of $1,000,000")
     assert supports(None, "anything") and supports("yes", "anything") and supports("N/A", "anything")
-    assert parse_dates("from 4/6/99 to the 6th day of April, 2000") == [PartialDate(1999, 4, 6), PartialDate(2000, 4, 6)]
+    assert parse_dates("from 4/6/99 to the 6th day of April, 2000") == [
+        PartialDate(1999, 4, 6),
+        PartialDate(2000, 4, 6),
+    ]
 
 
 def quoted(fields: list) -> list:

@@ -16,7 +16,7 @@ import typer
 
 from docanalyst import __version__
 from docanalyst.cli import batch as batch_cmd
-from docanalyst.cli import evals, reading, runs
+from docanalyst.cli import evals, reading, review, runs
 from docanalyst.cli import serve as serve_cmd
 from docanalyst.cli.common import out
 from docanalyst.cli.edge import main, set_debug, stdout_to_stderr
@@ -62,6 +62,7 @@ app.command(cls=TemplateHelpCommand)(reading.tokens)
 app.command("list")(runs.list_runs)
 app.command()(runs.show)
 app.command()(runs.export)
+app.command()(review.review)
 app.add_typer(evals.eval_app, name="eval")
 # The names from before the sub-app, hidden from --help: `eval-list` is `eval list`, and so on.
 app.command("eval-list", hidden=True, help="Alias of `docanalyst eval list`.")(evals.list_)

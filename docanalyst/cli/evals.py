@@ -81,8 +81,9 @@ def run(
         typer.Option(
             "--dataset",
             "-d",
-            help="cuad, papers (from the shared corpus, see DOCANALYST_CORPUS), or a path: a CUAD folder or "
-            "master_clauses.csv, a papers ground-truth JSON, or a folder of PDFs with labels.csv/labels.jsonl.",
+            help="cuad, papers (from the shared corpus, see DOCANALYST_CORPUS), corrections (the reviewed runs in "
+            "the database: `docanalyst review`, the web app), or a path: a CUAD folder or master_clauses.csv, a "
+            "papers ground-truth JSON, or a folder of PDFs with labels.csv/labels.jsonl.",
         ),
     ],
     profile: ProfileOpt = None,
@@ -126,7 +127,13 @@ def run(
         ocr_lang=ocr_lang, tables=tables, read_timeout=read_timeout, max_memory=max_memory,
     )  # fmt: skip
     config = engine_settings(db, options, engine, api_key, engine_arg, tensor_parallel_size)
-    data = resolve(dataset, config.corpus_dir, labels, template).limited(limit)
+    if dataset == "corrections":  # the reviewed runs of this database: a team's reviews as its labels
+        from docanalyst.reviewing import corrections_dataset
+        from docanalyst.store import Store
+
+        data = corrections_dataset(Store(config.db_url), template).limited(limit)
+    else:
+        data = resolve(dataset, config.corpus_dir, labels, template).limited(limit)
     if dry_run:
         with open_analyzer(config) as analyzer:
             views.print_plan(out(), data, plan(analyzer, data, options), as_json)

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from docanalyst.cli.common import emit_json, err, out, path_text, safe_text, settings
 from docanalyst.cli.options import DbOpt, ExportFormat, JsonOpt, MinConfidenceOpt, RowId
-from docanalyst.cli.tables import fields_table, hidden_note, visible
+from docanalyst.cli.tables import evidence_line, fields_table, hidden_note, visible
 from docanalyst.errors import DocanalystError
 from docanalyst.statuses import RunStatus
 
@@ -26,11 +26,14 @@ def _store(db: str | None) -> Any:
     return Store(settings(db).db_url)
 
 
-def _record(found: tuple[Any, Any, Any], min_confidence: float | None) -> dict[str, Any]:
+def _record(store: Any, found: tuple[Any, Any, Any], min_confidence: float | None) -> dict[str, Any]:
+    """A run as exported, with its reviews (the model's values stay; each review sits beside its value)."""
     from docanalyst.exporting import run_record
+    from docanalyst.revisions import revisions_of
 
     run, doc, fields = found
-    return run_record(run, doc, fields, min_confidence=min_confidence)
+    revisions = revisions_of(store, [run.id])[run.id]
+    return run_record(run, doc, fields, min_confidence=min_confidence, revisions=revisions)
 
 
 def list_runs(
@@ -70,11 +73,12 @@ def show(
     db: DbOpt = None,
 ) -> None:
     """Show one stored run: its fields, quotes, pages, whether each quote was found, and each value's confidence."""
-    found = _store(db).get_run(run_id)
+    store = _store(db)
+    found = store.get_run(run_id)
     if found is None:
         raise DocanalystError(f"no run with id {run_id}")
     if as_json:
-        emit_json(_record(found, min_confidence))
+        emit_json(_record(store, found, min_confidence))
         return
     run, doc, fields = found
     console = out()
@@ -93,11 +97,17 @@ def show(
         highlight=False,
     )
     if fields:
-        found_n = sum(1 for f in fields if f.quote_found)
-        quoted = sum(1 for f in fields if f.quote)
+        from docanalyst.grounding import summarise
+        from docanalyst.revisions import revisions_of
+        from docanalyst.store import grounded_field
+
+        console.print(evidence_line(summarise([grounded_field(f) for f in fields]).as_dict()), highlight=False)
         shown, hidden = visible(fields, min_confidence)
-        console.print(fields_table(shown, title=f"{found_n} of {quoted} quotes found in the document"))
+        console.print(fields_table(shown))
         hidden_note(hidden, min_confidence)
+        reviewed = len(revisions_of(store, [run_id])[run_id])
+        if reviewed:
+            console.print(f"  {reviewed} review(s): `docanalyst review {run_id}` shows them", highlight=False)
 
 
 def export(
@@ -128,7 +138,7 @@ def export(
         found = store.get_run(int(rid))
         if found is None:
             raise DocanalystError(f"no run with id {rid}")
-        records.append(_record(found, min_confidence))
+        records.append(_record(store, found, min_confidence))
     writers = {ExportFormat.json: to_json, ExportFormat.jsonl: to_jsonl, ExportFormat.csv: to_field_csv,
                ExportFormat.wide: to_wide_csv}  # fmt: skip
     text = writers[fmt](records)

@@ -26,7 +26,21 @@ _STATUS_MARK: dict[str, str] = {
     QuoteStatus.NO_QUOTE: "[dim]–[/dim]",
     QuoteStatus.CITED: "[green]✓ cited[/green]",
     QuoteStatus.UNKNOWN_REFERENCE: "[red]✗ unknown sentence id[/red]",
+    QuoteStatus.TOO_SHORT: "[red]✗ quote too short to prove it[/red]",
+    QuoteStatus.UNSUPPORTED: "[red]✗ quote does not say this[/red]",
 }
+_VERDICT_COLOUR = {"grounded": "green", "weak": "yellow", "ungrounded": "red"}
+
+
+def evidence_line(grounding: dict[str, Any]) -> str:
+    """The run's evidence in a line: its verdict, then how many quotes were verified and why the rest were not."""
+    verdict = str(grounding.get("verdict", ""))
+    colour = _VERDICT_COLOUR.get(verdict, "white")
+    rest = [f"{grounding[k]} {k.replace('_', ' ')}" for k in ("too_short", "unsupported") if grounding.get(k)]
+    return (
+        f"  evidence: [{colour}]{verdict}[/{colour}] — {grounding['found']} of {grounding['quotes']} quotes verified "
+        f"({grounding['on_cited_page']} on the cited page)" + (f"; {', '.join(rest)}" if rest else "")
+    )
 
 
 def quote_status(field: Any) -> str:
@@ -96,11 +110,7 @@ def print_outcome(outcome: Any, min_confidence: float | None = None) -> None:
         console.print(f"  [bold]A:[/bold] {safe_text(answer, keep=chr(10))}", highlight=False)
     grounding = outcome.as_json()["grounding"]
     if grounding and grounding["quotes"]:
-        console.print(
-            f"  evidence: {grounding['found']} of {grounding['quotes']} quotes found in the document "
-            f"({grounding['on_cited_page']} on the cited page)",
-            highlight=False,
-        )
+        console.print(evidence_line(grounding), highlight=False)
     label = outcome.template.label if outcome.template else ""
     shown, hidden = visible(outcome.fields, min_confidence)
     console.print(fields_table(shown, f"{safe_text(label)} — run {outcome.run_id} — {safe_text(outcome.status)}"))

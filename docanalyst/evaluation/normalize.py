@@ -167,7 +167,8 @@ def _date_of(groups: dict[str, str | None]) -> PartialDate | None:
     month = None
     if month_raw:
         month = int(month_raw) if month_raw.isdigit() else MONTHS[month_raw.rstrip(".")]
-    day = int(groups["day"]) if groups.get("day") else None
+    day_raw = groups.get("day")
+    day = int(day_raw) if day_raw else None
     if (month is not None and not 1 <= month <= 12) or (day is not None and not 1 <= day <= 31):
         return None
     return PartialDate(_year(str(groups["year"])), month, day)
