@@ -9,6 +9,7 @@ import csv
 import io
 import json
 
+from test_cli import run_main
 from typer.testing import CliRunner
 
 from docanalyst import cli
@@ -18,7 +19,6 @@ from docanalyst.reviewing import corrections_dataset
 from docanalyst.store import Store
 
 from conftest import SAMPLE_CONTRACT
-from test_cli import run_main
 
 ANSWER = json.dumps(
     {
