@@ -85,6 +85,17 @@ def test_render_page_highlights_the_quote_without_changing_the_file() -> None:
 
 
 # ---- flows ---------------------------------------------------------------------------------------
+def field_buttons(at, key: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The workspace's field list: button key -> label."""
+    return {b.key: b.label for b in at.button if b.key and b.key.startswith(f"{key}_pick_")}
+
+
+def pick(at, key: str, label: str) -> None:  # type: ignore[no-untyped-def]
+    """Click the field whose readable label is ``label``."""
+    [button] = [k for k, text in field_buttons(at, key).items() if f"**{label}**" in text]
+    at.button(key=button).click().run()
+
+
 def test_upload_budget_run_results_evidence_and_exports(app_env: Factory, tmp_path: Path) -> None:
     at = new_app()
     assert at.title[0].value.endswith("docanalyst")
@@ -99,28 +110,27 @@ def test_upload_budget_run_results_evidence_and_exports(app_env: Factory, tmp_pa
 
     run_analysis(at)
     assert texts(at, "error") == []
-    table = frame(at, "res1_table")
-    assert "governing_law" in list(table["field"])
-    row = table[table["field"] == "governing_law"].iloc[0]
-    assert row["value"] == "New York" and row["page"] == 2 and row["quote"] == GOVERNING
-    assert row["evidence"] == "✓ exact match on the cited page"
-    assert table[table["field"] == "liability_cap"].iloc[0]["evidence"] == "✗ quote not found in the document"
-    assert table[table["field"] == "notice_period"].iloc[0]["evidence"].startswith("⚠ exact match on page 1")
-    # ungrounded values are called out plainly
+    buttons = field_buttons(at, "res1")
+    assert any(label.startswith("✓ **Governing law** · New York") for label in buttons.values())
+    assert any(label.startswith("✗ **Liability cap**") for label in buttons.values())  # quote not in the document
+    # ungrounded values are called out plainly, and the run's evidence has a verdict
     assert any("not found in the document" in w and "liability_cap" in w for w in texts(at, "warning"))
     assert any("different page" in w for w in texts(at, "warning"))
+    assert any(m.startswith("Evidence: :") and "value(s) backed by a quote" in m for m in texts(at, "markdown"))
 
-    # the evidence view: the first grounded field is shown with its page
-    picker = at.selectbox(key="res1_field")
-    assert picker.value.startswith("parties[0]")
-    picker.set_value(next(o for o in picker.options if o.startswith("governing_law"))).run()
+    # the workspace opens on the first verified field; a click on another shows its page with the span boxed
+    assert at.session_state["res1_field"] == "parties[0]"
+    pick(at, "res1", "Governing law")
     assert not at.exception
+    assert "Evidence: ✓ exact match on the cited page" in texts(at, "markdown")
     images = at.get("image")
     assert images, "no page image"
-    assert images[0].captions == ["page 2 of 2: the quote is highlighted"]
-    picker = at.selectbox(key="res1_field")
-    picker.set_value(next(o for o in picker.options if o.startswith("liability_cap"))).run()
+    assert images[0].captions == ["page 2 of 2: the evidence for Governing law is boxed"]
+    pick(at, "res1", "Liability cap")
     assert "the quote is not on this page" in at.get("image")[0].captions[0]
+    # the filter narrows the list to what needs a look
+    at.radio(key="res1_filter").set_value("Unverified").run()
+    assert all(not label.startswith("✓") for label in field_buttons(at, "res1").values())
 
     downloads = at.get("download_button")
     assert {d.proto.label for d in downloads} >= {"Export JSON", "Export CSV"}
@@ -134,7 +144,7 @@ def test_second_run_reuses_the_stored_one_and_force_recomputes(app_env: Factory)
     assert any("reused run 1" in n for n in texts(at, "info"))
     at.checkbox(key="force").check().run()
     run_analysis(at)
-    assert [d.key for d in at.dataframe if d.key and d.key.startswith("res")] == ["res2_table"]
+    assert "res2_field" in at.session_state and at.session_state["results"]["run_ids"] == [2]  # the new run
     assert len(app_env.engines[0].requests) == 2  # one engine for the whole server, loaded once
 
 
@@ -163,11 +173,9 @@ def test_encrypted_pdf_asks_for_the_password(app_env: Factory, tmp_path: Path) -
     at.text_input[0].input("s3cret").run()
     assert frame(at, "budget_table")["verdict"][0] == "✓ fits"
     run_analysis(at)
-    assert "governing_law" in list(frame(at, "res1_table")["field"])
-    picker = at.selectbox(key="res1_field")
-    picker.set_value(next(o for o in picker.options if o.startswith("governing_law"))).run()
+    pick(at, "res1", "Governing law")
     assert at.get("image")[0].captions == [
-        "page 2 of 2: the quote is highlighted"
+        "page 2 of 2: the evidence for Governing law is boxed"
     ]  # the page renders with the password
 
 
@@ -211,8 +219,7 @@ def test_history_reopen_compare_delete(app_env: Factory, tmp_path: Path) -> None
     assert list(history["status"]) == ["ok", "ok"]
     assert at.selectbox(key="history_open").value == 2
     at.selectbox(key="history_open").set_value(1).run()
-    reopened = frame(at, "hist1_table")
-    assert reopened[reopened["field"] == "governing_law"].iloc[0]["value"] == "New York"
+    assert any(label.startswith("✓ **Governing law** · New York") for label in field_buttons(at, "hist1").values())
 
     compared = frame(at, "compare_table")
     law = compared[compared["field"] == "governing_law"].iloc[0]
@@ -314,8 +321,7 @@ def test_question_box_answers_with_a_highlighted_citation(app_env: Factory) -> N
     at.button(key="res1_ask").click()  # the question box is a form: the text goes with the click
     at.run(timeout=120)
     assert not at.exception, at.exception
-    assert "**Question:** Which law governs the agreement?" in texts(at, "markdown")
-    assert "**Answer:** The laws of New York govern it." in texts(at, "markdown")
-    cited = frame(at, "res1_answer2_table")
-    assert list(cited["field"]) == ["citations[0]"] and cited["evidence"][0] == "✓ exact match on the cited page"
-    assert any(i.captions == ["page 2 of 2: the quote is highlighted"] for i in at.get("image"))
+    assert "**Q1:** Which law governs the agreement?" in texts(at, "markdown")  # the stored thread
+    assert "**A1:** The laws of New York govern it." in texts(at, "markdown")
+    assert any(label.startswith("✓ **Citations 1** · New York") for label in field_buttons(at, "res1_answer2").values())
+    assert any(i.captions == ["page 2 of 2: the evidence for Citations 1 is boxed"] for i in at.get("image"))

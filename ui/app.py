@@ -40,6 +40,8 @@ def main() -> None:
     state.setdefault("samples", [])  # sample files added with the button: (name, path, sha256)
     state.setdefault("passwords", {})  # sha256 -> password, this browser session only
     state.setdefault("results", None)  # {"run_ids": [...], "errors": [...], "notes": [...]}
+    if state.results is None and st.query_params.get("run", "").isdigit():  # a reload, or a shared link
+        state.results = {"run_ids": [int(st.query_params["run"])], "errors": [], "notes": []}
     page = sidebar(settings, get_holder(), store)
 
     st.title("docanalyst")

@@ -60,8 +60,10 @@ def budget_for(path: str, template: str, profile: str, password: str | None) -> 
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def page_image(path: str, page: int, quote: str | None, password: str | None) -> tuple[bytes, int]:
-    return render_page(path, page, quote, password)
+def page_image(
+    path: str, page: int, quote: str | None, password: str | None, occurrence: int | None = None, dpi: int = 120
+) -> tuple[bytes, int]:
+    return render_page(path, page, quote, password, dpi=dpi, occurrence=occurrence)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -78,4 +80,5 @@ def document_info(path: str, password: str | None) -> dict[str, Any] | None:
         "pages_without_text": doc.pages_without_text,
         "pages": doc.page_count,
         "text": doc.text,
+        "page_starts": [page.start for page in doc.pages],
     }

@@ -31,6 +31,10 @@ def evidence_label(f: Any) -> str:
         return "– no quote given"
     if status == "not_found":
         return "✗ quote not found in the document"
+    if status == "too_short":
+        return "✗ quote too short to prove anything"
+    if status == "unsupported":
+        return f"✗ the quote (page {f.found_page}) does not say this value" if f.found_page else "✗ unsupported"
     if status not in FOUND_STATUSES:
         return str(status)
     how = MATCH_WORDS.get(status, "found")
@@ -46,7 +50,7 @@ def evidence_label(f: Any) -> str:
 
 def evidence_page(f: Any) -> int | None:
     """Which page to show for a field: where the quote really is, else the cited page."""
-    if is_found(f) and f.found_page:
+    if (is_found(f) or f.quote_status == "unsupported") and f.found_page:
         return int(f.found_page)
     return int(f.page) if f.page is not None else None
 
@@ -81,11 +85,37 @@ def field_rows(fields: Iterable[Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def label_of(path: str) -> str:
+    """A field path as people read it: ``governing_law`` -> "Governing law", ``parties[1]`` -> "Parties 2"."""
+    name, _, rest = path.partition("[")
+    words = name.replace("_", " ").replace(".", " · ").strip().capitalize()
+    index = rest.split("]", 1)[0]
+    return f"{words} {int(index) + 1}" if index.isdigit() else words
+
+
+def unverified(f: Any) -> bool:
+    """A value that asserts something without verified evidence: the first ones to check."""
+    return bool(f.value) and not is_found(f)
+
+
+def occurrence(field: Any, text: str | None, page_starts: Sequence[int] | None) -> int | None:
+    """Which occurrence on its page the located span is (0 = the first), so only that one is marked."""
+    start, end = getattr(field, "span_start", None), getattr(field, "span_end", None)
+    if not text or not page_starts or start is None or end is None or field.found_page is None:
+        return None
+    page_start = page_starts[int(field.found_page) - 1] if 0 < field.found_page <= len(page_starts) else 0
+    words = " ".join(text[start:end].split()).casefold()
+    before = " ".join(text[page_start:start].split()).casefold()
+    return before.count(words) if words else None
+
+
 def highlight_text(field: Any, text: str | None) -> str | None:
     """What to look for on the page: the document's own words where grounding located the quote (a normalised
     or fuzzy match differs from the model's spelling), else the quote as the model wrote it."""
     start, end = getattr(field, "span_start", None), getattr(field, "span_end", None)
-    if text and is_found(field) and start is not None and end is not None and end > start:
+    if field.quote_status == "too_short":  # it proves nothing: marking every ")" on the page would mislead
+        return None
+    if text and start is not None and end is not None and end > start:  # located (verified or unsupported)
         return text[start:end]
     return field.quote
 

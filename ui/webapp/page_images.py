@@ -32,8 +32,10 @@ def render_page(
     crop: bool = True,
     timeout_s: float = TIMEOUT_S,
     memory_mb: int = MEMORY_MB,
+    occurrence: int | None = None,
 ) -> tuple[bytes, int]:
-    """PNG of one page with every occurrence of the quote highlighted; returns (png bytes, highlights drawn).
+    """PNG of one page with the quote highlighted (every occurrence, or only the ``occurrence``-th, boxed);
+    returns (png bytes, highlights drawn).
 
     ``crop`` trims the empty margins so the words are legible. The file on disk is never changed. The password
     goes over stdin, never the command line (which other users of the machine can read)."""
@@ -41,7 +43,7 @@ def render_page(
     handle, out = tempfile.mkstemp(prefix="docanalyst-page-", suffix=".png")
     os.close(handle)
     request = {"path": path, "page": page_number, "quote": quote, "password": password, "dpi": dpi,
-               "crop": crop, "out": out, "memory_mb": memory_mb}  # fmt: skip
+               "crop": crop, "out": out, "memory_mb": memory_mb, "occurrence": occurrence}  # fmt: skip
     try:
         answer = _run_child(request, path, timeout_s)
         if "error" in answer:

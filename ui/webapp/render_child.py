@@ -41,22 +41,53 @@ def content_area(page: Any, border: float = 24.0) -> Any:
     return area if area.height > 72 else page.rect
 
 
-def highlight(page: Any, quote: str | None) -> int:
-    """Mark every occurrence of the quote (or, failing the whole, of its pieces); the number of marks."""
+def highlight(page: Any, quote: str | None, occurrence: int | None = None) -> int:
+    """Mark the quote on the page; the number of marks. With ``occurrence`` (the k-th time the located words
+    appear on the page, counted by grounding) only that one is marked and boxed: ")" or "the Company" appear
+    many times, and marking them all shows nothing. Without it, every occurrence (or, failing the whole, its
+    pieces) is marked."""
     if not quote or not quote.strip():
         return 0
     hits = 0
     pieces = quote_pieces(quote)
     for piece in pieces:
         quads = page.search_for(piece, quads=True)
+        if quads and occurrence is not None and piece == pieces[0]:
+            quads = _one_occurrence(page, piece, quads, occurrence)
         if quads:
             annot = page.add_highlight_annot(quads)
             annot.set_colors(stroke=(1.0, 0.85, 0.0))
             annot.update()
             hits += len(quads)
+            if occurrence is not None and piece == pieces[0]:
+                _box(page, quads)
             if piece == pieces[0]:
                 break  # the whole quote is marked: its parts need no second pass
     return hits
+
+
+def _one_occurrence(page: Any, piece: str, quads: list[Any], occurrence: int) -> list[Any]:
+    """The quads of the k-th occurrence: a hit that wraps across lines has one quad per line, so the quads are
+    split evenly among the occurrences the page's words hold (all of them when that does not divide)."""
+    text = " ".join(page.get_text("text").split()).casefold()
+    count = max(1, text.count(piece.casefold()))
+    if len(quads) % count or occurrence >= count:
+        return quads
+    size = len(quads) // count
+    return quads[occurrence * size : (occurrence + 1) * size]
+
+
+def _box(page: Any, quads: list[Any]) -> None:
+    """A red frame around the evidence, so the eye finds it on a zoomed-out page."""
+    import pymupdf
+
+    area = pymupdf.Rect()
+    for quad in quads:
+        area |= quad.rect
+    frame = page.add_rect_annot(pymupdf.Rect(area.x0 - 3, area.y0 - 3, area.x1 + 3, area.y1 + 3))
+    frame.set_colors(stroke=(0.85, 0.1, 0.1))
+    frame.set_border(width=1.5)
+    frame.update()
 
 
 def draw(request: dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +105,7 @@ def draw(request: dict[str, Any]) -> dict[str, Any]:
         if not 1 <= number <= doc.page_count:
             return {"error": f"page {number} is outside 1..{doc.page_count}"}
         page = doc.load_page(number - 1)
-        hits = highlight(page, request.get("quote"))
+        hits = highlight(page, request.get("quote"), request.get("occurrence"))
         clip = content_area(page) if request.get("crop", True) else None
         page.get_pixmap(dpi=int(request.get("dpi", 120)), annots=True, clip=clip).save(request["out"], output="png")
         return {"hits": hits}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ class RunView:
     run: RunRow
     document: DocumentRow
     fields: list[FieldRow]
+    revisions: list[Any] = field(default_factory=list)  # reviewers' corrections (revisions.RevisionRow)
+    questions: list[RunRow] = field(default_factory=list)  # the questions asked about this document, oldest first
 
     @property
     def label(self) -> str:
@@ -37,8 +39,23 @@ def run_kind(run: RunRow) -> str:
 
 
 def load_run(store: Store, run_id: int) -> RunView | None:
+    from docanalyst.revisions import revisions_of
+
     loaded = store.get_run(run_id)
-    return RunView(*loaded) if loaded else None
+    if not loaded:
+        return None
+    run, doc, fields = loaded
+    questions = [q for q in question_runs(store, doc.sha256) if q.id != run.id]
+    return RunView(run, doc, fields, revisions_of(store, [run_id])[run_id], questions)
+
+
+def question_runs(store: Store, sha256: str) -> list[RunRow]:
+    """Every stored answer to a question about this document, oldest first: the Q&A thread."""
+    from sqlmodel import Session, col, select
+
+    with Session(store.engine) as session:
+        stmt = select(RunRow).where(RunRow.document_sha256 == sha256, col(RunRow.question).is_not(None))
+        return list(session.exec(stmt.order_by(col(RunRow.id))))
 
 
 def run_warnings(view: RunView, document_warnings: Iterable[str] = ()) -> list[str]:
@@ -54,7 +71,16 @@ def run_warnings(view: RunView, document_warnings: Iterable[str] = ()) -> list[s
 
 
 def run_record(view: RunView) -> dict[str, Any]:
-    return exporting.run_record(view.run, view.document, view.fields)
+    """A run as the web app exports it: ``docanalyst export``'s record with its reviews, the questions asked
+    about the document and their answers, and the file's name instead of the server's upload path."""
+    record = exporting.run_record(view.run, view.document, view.fields, revisions=view.revisions)
+    record["document"]["path"] = Path(view.document.path).name
+    record["questions"] = [
+        {"run_id": q.id, "question": q.question, "answer": (q.result or {}).get("answer"), "status": q.status,
+         "created_at": q.created_at.isoformat()}
+        for q in view.questions
+    ]  # fmt: skip
+    return record
 
 
 def export_json(views: list[RunView]) -> str:

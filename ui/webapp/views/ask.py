@@ -1,5 +1,5 @@
-"""The question box under a run: a question about the whole document, answered with quotes
-(``Analyzer.ask``) and shown like any run, with ``show_run``."""
+"""The question box under a run: a question about the whole document, answered with quotes (``Analyzer.ask``);
+the questions asked about the document are a stored thread, the newest answer shown like any run (``show_run``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import streamlit as st
 from docanalyst.pipeline import ExtractOptions
 from docanalyst.profiles import get_profile
 from webapp.jobs import start_ask
-from webapp.runs import RunView, load_run
+from webapp.runs import RunView, load_run, question_runs
 from webapp.views.context import Page, follow
 from webapp.views.show_run import show_run
 
@@ -32,6 +32,8 @@ def ask(page: Page, view: RunView, question: str) -> dict[str, list[Any]]:
 
 
 def ask_box(page: Page, view: RunView, key: str) -> None:
+    """The question box and the thread of every question asked about this document (stored, so it survives a
+    reload); the newest answer opens in the workspace, with its citations on the page."""
     if not Path(view.document.path).exists():
         return
     asked_key = f"{key}_asked"
@@ -45,12 +47,15 @@ def ask_box(page: Page, view: RunView, key: str) -> None:
             submitted = st.form_submit_button("Ask", key=f"{key}_ask")
         if submitted and question and question.strip():
             page.state[asked_key] = ask(page, view, question.strip())
-        asked = page.state.get(asked_key)
-        if not asked:
-            return
-        for message in asked["errors"]:
+        for message in (page.state.get(asked_key) or {}).get("errors", []):
             st.error(message)
-        for run_id in asked["run_ids"]:
-            answer = load_run(page.store, run_id)
-            if answer is not None:
-                show_run(page, answer, key=f"{key}_answer{run_id}")
+        thread = question_runs(page.store, view.document.sha256)
+        for number, run in enumerate(thread, start=1):
+            st.markdown(f"**Q{number}:** {run.question}")
+            answer = (run.result or {}).get("answer")
+            st.markdown(f"**A{number}:** {answer or '_(no answer: ' + str(run.status) + ')_'}")
+        if thread and thread[-1].id is not None:
+            latest = load_run(page.store, thread[-1].id)
+            if latest is not None:
+                with st.expander(f"Evidence for the answer to Q{len(thread)}", expanded=True):
+                    show_run(page, latest, key=f"{key}_answer{latest.run.id}", remember=False)

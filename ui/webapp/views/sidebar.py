@@ -53,5 +53,4 @@ def sidebar(settings: Settings, holder: EngineHolder, store: Store) -> Page:
         )
         # Redrawn every 2 s only while loading, so the page shows the engine becoming ready by itself.
         st.fragment(engine_status, run_every=2.0 if holder.state()[0] == "loading" else None)()
-        st.caption(f"Database: `{settings.db_url}`")
     return Page(settings, holder, store, template, profile_name, bool(force))
