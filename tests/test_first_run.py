@@ -1,8 +1,8 @@
 """The first run never fails, on the real embedded engine, whatever path another CPU's numerics would take.
 
 Greedy decoding is not bit-identical across processors, so a tiny model that finishes on one machine can loop on
-the next. These tests push the engine down other paths on purpose (sampling with several seeds, two repetition
-penalties, the repetition guard on and off) and require what the design guarantees on every path: the answer
+the next. These tests push the engine down other paths on purpose (sampling at a seed, the repetition penalty
+and guard off, an answer cut short) and require what the design guarantees on every path: the answer
 fits its reserve, and a run ends ``ok`` or ``partial`` (complete fields kept), never with nothing.
 """
 
@@ -24,19 +24,17 @@ from docanalyst.prompting import load_template
 from docanalyst.schemas import ContractResult
 from docanalyst.tokenization import model_tokenizer
 
-from conftest import ROOT, SAMPLE_CONTRACT, UNSEEN_CONTRACT
+from conftest import SAMPLE_CONTRACT, UNSEEN_CONTRACT
 
 pytestmark = pytest.mark.engine
-SAMPLES = sorted((ROOT / "samples").glob("*.pdf"))
 DOCANALYST = str(Path(sys.executable).parent / "docanalyst")
 
-# (which samples, options): the defaults (greedy, both penalties) on the demo's contract and the NDA; on the
-# contract, the guard and the penalty off (loops then run until the schema's bounds end them) and sampling at a
-# seed, the closest stand-in for another processor's near-ties. (Not the two CUAD samples, the longest prompts at
-# 3-4K tokens: this test took 302 s of CI's 45 minutes on two cores. test_engine_embedded runs a CUAD contract.)
-DEFAULTS = [p for p in SAMPLES if not p.name.startswith("cuad-")]
+# (which samples, options): on the demo's contract, the guard and the penalty off (loops then run until the
+# schema's bounds end them) and sampling at a seed, the closest stand-in for another processor's near-ties. The
+# defaults themselves (greedy, penalty 1.1, guard on) are the set-up's demo on this contract, which CI runs first
+# and which fails the set-up unless it ends with a result, and test_engine_embedded's CUAD contract. (Not the two
+# CUAD samples, the longest prompts at 3-4K tokens: CI's 45 minutes on two cores.)
 VARIANTS = [
-    (DEFAULTS, {"repetition_penalty": 1.1}),
     ([SAMPLE_CONTRACT], {"repetition_penalty": 1.0, "repetition_guard": False}),
     ([SAMPLE_CONTRACT], {"temperature": 0.8, "seed": 1}),
 ]
@@ -58,7 +56,7 @@ def test_perturbed_decoding_always_ends_with_a_result(settings, engine_pool) -> 
             else:
                 assert outcome.missing == [] and outcome.error is None
     print("perturbation runs (file, status, output tokens):", seen)
-    assert len(seen) == len(DEFAULTS) + 2 == 4
+    assert len(seen) == 2
 
 
 def _first_field_tokens(tokenizer) -> int:

@@ -27,7 +27,7 @@ from docanalyst.profiles import get_profile
 
 from conftest import SAMPLES, free_port
 
-DOCUMENTS = 8
+DOCUMENTS = 4  # two batches of two: the kill lands while the second is under way
 REPLICA = "MapBatches(Replica)"  # in the title Ray gives an engine replica's worker process
 
 
@@ -106,8 +106,8 @@ def wait_for_nodes(address: str, count: int, timeout_s: float = 60) -> None:
     raise RuntimeError(f"the Ray cluster at {address} has fewer than {count} nodes after {timeout_s:.0f} s")
 
 
-def eight_documents(folder: Path) -> Path:
-    """Eight distinct files (bytes after %%EOF change the sha256, not the text): one prompt prefix, cached."""
+def distinct_documents(folder: Path) -> Path:
+    """DOCUMENTS distinct files (bytes after %%EOF change the sha256, not the text): one prompt prefix, cached."""
     folder.mkdir()
     data = (SAMPLES / "harborpeak-quillon-nda.pdf").read_bytes()
     for i in range(DOCUMENTS):
@@ -153,7 +153,7 @@ def kill_node(raylet: psutil.Process) -> None:
 
 @pytest.mark.engine
 def test_a_killed_node_loses_and_duplicates_nothing(cluster, tmp_path, base_settings) -> None:
-    folder = eight_documents(tmp_path / "inbox")
+    folder = distinct_documents(tmp_path / "inbox")
     db = tmp_path / "ray.db"
     env = {**os.environ, **LOOPBACK_ENV, "DOCANALYST_DB": f"sqlite:///{db}", "DOCANALYST_CPU_KV_GIB": "2"}
     env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # the CLI's own default

@@ -81,6 +81,12 @@ def test_render_page_highlights_the_quote_without_changing_the_file() -> None:
     assert wrapped >= 1
     _, none = page_images.render_page(SAMPLE_CONTRACT, 1, GOVERNING)  # not on page 1
     assert none == 0
+    # a word that is everywhere: all of them marked, or only the occurrence grounding located (and boxed)
+    _, everywhere = page_images.render_page(SAMPLE_CONTRACT, 1, "Customer")
+    _, one = page_images.render_page(SAMPLE_CONTRACT, 1, "Customer", occurrence=2)
+    assert everywhere >= 4 and one == 1
+    zoomed, _ = page_images.render_page(SAMPLE_CONTRACT, 2, GOVERNING, occurrence=0, zoom=2.0)
+    assert zoomed.startswith(b"\x89PNG")
     assert SAMPLE_CONTRACT.read_bytes() == before
 
 

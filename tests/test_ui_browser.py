@@ -2,12 +2,13 @@
 (the system binary, no browser download), the real embedded engine on the CPU.
 
 Needs the Debian packages chromium and chromium-driver and the playwright package (scripts/setup.sh installs
-them). DOCANALYST_UI_SCREENSHOT=docs/ui-result.png also saves the result page there.
+them). DOCANALYST_UI_SCREENSHOTS=docs also saves the review workspace there (docs/ui-review.png).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from docanalyst.revisions import revisions_of
 from docanalyst.store import Store
 
 from conftest import ROOT
@@ -29,6 +31,7 @@ from conftest import ROOT
 # confidences are the real embedded engine's.
 NDA_TEMPLATE = ROOT / "samples" / "templates" / "nda.yaml"
 NDA_PDF = ROOT / "samples" / "harborpeak-quillon-nda.pdf"
+CORRECTED = "the laws of Delaware (reviewed)"
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(1200)]
 
@@ -164,34 +167,43 @@ def add_template_and_document(page, analyse) -> None:  # type: ignore[no-untyped
 
 
 def check_results(page, analyse) -> None:  # type: ignore[no-untyped-def]
-    """The fields table with the NDA's fields and their confidences, the evidence page drawn, the exports."""
+    """The workspace: the NDA's fields as a list beside the page, the run's evidence verdict, the exports."""
     assert analyse.locator("[data-testid=stException]").count() == 0
-    analyse.get_by_text("Show the evidence for").wait_for()
-    cells = analyse.locator("[role=gridcell]")
-    eventually(lambda: cells.filter(has_text="governing_law").count() >= 1)  # in the fields table
-    eventually(lambda: cells.filter(has_text="disclosing_party").count() >= 1)  # the NDA's own fields
-    # every value has a confidence from the engine's token probabilities: the filter and its summary show
-    analyse.get_by_text("Hide values with a confidence below").wait_for()
-    assert analyse.get_by_text("value(s) have a confidence below 0.50").count() == 1
-    # the evidence of the preselected field (the first grounded one): its page, rendered, quote highlighted
+    fields = analyse.get_by_role("button").filter(has_text="Governing law")
+    eventually(lambda: fields.count() >= 1)
+    eventually(lambda: analyse.get_by_role("button").filter(has_text="Disclosing party").count() >= 1)  # the NDA's
+    assert analyse.get_by_text("value(s) backed by a quote found in the document").count() >= 1
+    # the page of the preselected field, drawn beside the fields
     image = analyse.locator("[data-testid=stImage] img").first
     image.wait_for()
     eventually(lambda: page.evaluate("(img) => img.complete && img.naturalWidth > 300", image.element_handle()))
-    assert analyse.get_by_role("button", name="Export JSON").count() == 1
-    assert analyse.get_by_role("button", name="Export CSV").count() == 1
+    assert analyse.get_by_role("button", name="Export JSON").count() >= 1
+    assert analyse.get_by_role("button", name="Export CSV").count() >= 1
 
 
-def pick_governing_law(page, analyse) -> None:  # type: ignore[no-untyped-def]
-    picker = analyse.get_by_role("combobox", name="Show the evidence for").first
-    picker.click()
-    picker.fill("governing_law")  # the list is filtered as you type (and only the visible part is drawn)
-    page.get_by_role("option").filter(has_text="governing_law").first.click()
-    analyse.locator("strong", has_text="governing_law").first.wait_for()
-    eventually(lambda: "Evidence:" in analyse.inner_text())
-    eventually(lambda: "page " in analyse.inner_text() and " of 2" in analyse.inner_text())
+def correct_governing_law(page, analyse) -> None:  # type: ignore[no-untyped-def]
+    """Open the field's evidence beside the page, then correct its value in the review form."""
+    analyse.get_by_role("button").filter(has_text="Governing law").first.click()
+    analyse.get_by_text("(governing_law)").first.wait_for()  # its details: label and path
+    eventually(lambda: " of 2" in analyse.inner_text() and "Model's value:" in analyse.inner_text())
+    form = analyse.locator("[data-testid=stForm]").filter(has_text="Save review").first
+    form.get_by_text("Edit", exact=True).click()
+    form.get_by_label("Correct value (for Edit)").fill(CORRECTED)
+    form.get_by_label("Reviewer").fill("browser-test")
+    form.get_by_role("button", name="Save review").click()
+    analyse.get_by_text(f"Reviewed: corrected to {CORRECTED} by browser-test").wait_for()
 
 
-def test_upload_run_and_see_the_evidence_in_chromium(server, browser_page, tmp_path: Path) -> None:
+def exported(page, analyse) -> dict:  # type: ignore[no-untyped-def]
+    """What the Export JSON button downloads."""
+    with page.expect_download() as download:
+        analyse.get_by_role("button", name="Export JSON").first.click()
+    return json.loads(Path(download.value.path()).read_text("utf-8"))
+
+
+def test_upload_review_reload_and_export_in_chromium(server, browser_page, tmp_path: Path) -> None:
+    """Done-when of issue 17: upload, open a field's evidence beside the page, correct it, reload: the run and the
+    correction are still there; the export carries the correction and the model's original value."""
     url, db_url = server
     page = browser_page
     page.set_default_timeout(60_000)
@@ -204,24 +216,40 @@ def test_upload_run_and_see_the_evidence_in_chromium(server, browser_page, tmp_p
         # the engine starts in the background, then the one-pass extraction: the results section appears
         analyse.get_by_text("4 · Results").wait_for(timeout=ENGINE_AND_RUN_S * 1000)
         check_results(page, analyse)
+        correct_governing_law(page, analyse)
         time.sleep(1.0)
-        save_screenshot(page, tmp_path / "ui-result.png")
-        pick_governing_law(page, analyse)
+        save_screenshot(page, tmp_path / "ui-review.png")
+
+        page.reload()  # the run comes back from the database through the address (?run=1)
+        assert page.url.endswith("?run=1"), page.url
+        analyse = page.get_by_role("tabpanel", name="Analyse")
+        analyse.get_by_text("4 · Results").wait_for()
+        edited = analyse.get_by_role("button").filter(has_text="✎ edited")
+        eventually(lambda: edited.count() == 1)
+        edited.first.click()
+        analyse.get_by_text(f"Reviewed: corrected to {CORRECTED} by browser-test").wait_for()
+        record = exported(page, analyse)  # one run: one record
     except Exception:
         page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
         raise
 
-    target = os.environ.get("DOCANALYST_UI_SCREENSHOT")
-    if target:
-        shutil.copyfile(tmp_path / "ui-result.png", ROOT / target if not Path(target).is_absolute() else target)
+    folder = os.environ.get("DOCANALYST_UI_SCREENSHOTS")  # docs/: the workspace as a new user sees it
+    if folder:
+        shutil.copyfile(tmp_path / "ui-review.png", ROOT / folder / "ui-review.png")
+
+    law = next(f for f in record["fields"] if f["path"] == "governing_law")
+    assert law["review"]["action"] == "edited" and law["review"]["value"] == CORRECTED
+    assert law["review"]["reviewer"] == "browser-test" and law["value"] != CORRECTED  # the model's, kept
+    assert record["document"]["path"] == NDA_PDF.name  # the file's name, not the server's upload path
 
     # what the browser showed is what was stored
     store = Store(db_url)
     runs = store.list_runs(5)
-    assert len(runs) == 1 and runs[0][0].profile == "embedded" and runs[0][0].status in ("ok", "ungrounded")
-    assert runs[0][0].template == "nda"
+    assert len(runs) == 1 and runs[0][0].profile == "embedded" and runs[0][0].template == "nda"
     loaded = store.get_run(runs[0][0].id or 0)
     assert loaded is not None and "governing_law" in [f.path for f in loaded[2]]
     assert all(f.confidence is not None and 0.0 <= f.confidence <= 1.0 for f in loaded[2])
     assert Path(loaded[1].path).read_bytes() == NDA_PDF.read_bytes()  # the upload, kept for page images
     assert Path(loaded[1].path).is_relative_to(tmp_path / "home" / "uploads")
+    [revision] = revisions_of(store, [runs[0][0].id or 0])[runs[0][0].id or 0]
+    assert (revision.path, revision.action, revision.value) == ("governing_law", "edited", CORRECTED)

@@ -61,9 +61,9 @@ def budget_for(path: str, template: str, profile: str, password: str | None) -> 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def page_image(
-    path: str, page: int, quote: str | None, password: str | None, occurrence: int | None = None, dpi: int = 120
+    path: str, page: int, quote: str | None, password: str | None, occurrence: int | None = None, zoom: float = 1.0
 ) -> tuple[bytes, int]:
-    return render_page(path, page, quote, password, dpi=dpi, occurrence=occurrence)
+    return render_page(path, page, quote, password, occurrence=occurrence, zoom=zoom)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -33,9 +33,10 @@ def render_page(
     timeout_s: float = TIMEOUT_S,
     memory_mb: int = MEMORY_MB,
     occurrence: int | None = None,
+    zoom: float = 1.0,
 ) -> tuple[bytes, int]:
     """PNG of one page with the quote highlighted (every occurrence, or only the ``occurrence``-th, boxed);
-    returns (png bytes, highlights drawn).
+    returns (png bytes, highlights drawn). ``zoom`` > 1 draws the part of the page around the boxed evidence.
 
     ``crop`` trims the empty margins so the words are legible. The file on disk is never changed. The password
     goes over stdin, never the command line (which other users of the machine can read)."""
@@ -43,7 +44,7 @@ def render_page(
     handle, out = tempfile.mkstemp(prefix="docanalyst-page-", suffix=".png")
     os.close(handle)
     request = {"path": path, "page": page_number, "quote": quote, "password": password, "dpi": dpi,
-               "crop": crop, "out": out, "memory_mb": memory_mb, "occurrence": occurrence}  # fmt: skip
+               "crop": crop, "out": out, "memory_mb": memory_mb, "occurrence": occurrence, "zoom": zoom}  # fmt: skip
     try:
         answer = _run_child(request, path, timeout_s)
         if "error" in answer:

@@ -41,14 +41,14 @@ def content_area(page: Any, border: float = 24.0) -> Any:
     return area if area.height > 72 else page.rect
 
 
-def highlight(page: Any, quote: str | None, occurrence: int | None = None) -> int:
+def highlight(page: Any, quote: str | None, occurrence: int | None = None) -> tuple[int, Any]:
     """Mark the quote on the page; the number of marks. With ``occurrence`` (the k-th time the located words
     appear on the page, counted by grounding) only that one is marked and boxed: ")" or "the Company" appear
     many times, and marking them all shows nothing. Without it, every occurrence (or, failing the whole, its
     pieces) is marked."""
     if not quote or not quote.strip():
-        return 0
-    hits = 0
+        return 0, None
+    hits, marked = 0, None
     pieces = quote_pieces(quote)
     for piece in pieces:
         quads = page.search_for(piece, quads=True)
@@ -60,10 +60,10 @@ def highlight(page: Any, quote: str | None, occurrence: int | None = None) -> in
             annot.update()
             hits += len(quads)
             if occurrence is not None and piece == pieces[0]:
-                _box(page, quads)
+                marked = _box(page, quads)
             if piece == pieces[0]:
                 break  # the whole quote is marked: its parts need no second pass
-    return hits
+    return hits, marked
 
 
 def _one_occurrence(page: Any, piece: str, quads: list[Any], occurrence: int) -> list[Any]:
@@ -77,8 +77,8 @@ def _one_occurrence(page: Any, piece: str, quads: list[Any], occurrence: int) ->
     return quads[occurrence * size : (occurrence + 1) * size]
 
 
-def _box(page: Any, quads: list[Any]) -> None:
-    """A red frame around the evidence, so the eye finds it on a zoomed-out page."""
+def _box(page: Any, quads: list[Any]) -> Any:
+    """A red frame around the evidence, so the eye finds it on a zoomed-out page; the framed area."""
     import pymupdf
 
     area = pymupdf.Rect()
@@ -88,6 +88,22 @@ def _box(page: Any, quads: list[Any]) -> None:
     frame.set_colors(stroke=(0.85, 0.1, 0.1))
     frame.set_border(width=1.5)
     frame.update()
+    return area
+
+
+def zoomed(clip: Any, marked: Any, zoom: float) -> Any:
+    """Zoom: the part of ``clip`` 1/zoom its size, centred on the boxed evidence (else on the clip's top),
+    drawn at zoom times the resolution, so the words grow on the screen."""
+    import pymupdf
+
+    if zoom <= 1.0:
+        return clip
+    width, height = clip.width / zoom, clip.height / zoom
+    cx = (marked.x0 + marked.x1) / 2 if marked is not None else clip.x0 + width / 2
+    cy = (marked.y0 + marked.y1) / 2 if marked is not None else clip.y0 + height / 2
+    x0 = min(max(clip.x0, cx - width / 2), clip.x1 - width)
+    y0 = min(max(clip.y0, cy - height / 2), clip.y1 - height)
+    return pymupdf.Rect(x0, y0, x0 + width, y0 + height)
 
 
 def draw(request: dict[str, Any]) -> dict[str, Any]:
@@ -105,9 +121,11 @@ def draw(request: dict[str, Any]) -> dict[str, Any]:
         if not 1 <= number <= doc.page_count:
             return {"error": f"page {number} is outside 1..{doc.page_count}"}
         page = doc.load_page(number - 1)
-        hits = highlight(page, request.get("quote"), request.get("occurrence"))
-        clip = content_area(page) if request.get("crop", True) else None
-        page.get_pixmap(dpi=int(request.get("dpi", 120)), annots=True, clip=clip).save(request["out"], output="png")
+        hits, marked = highlight(page, request.get("quote"), request.get("occurrence"))
+        clip = content_area(page) if request.get("crop", True) else page.rect
+        clip = zoomed(clip, marked, float(request.get("zoom", 1.0)))
+        dpi = int(int(request.get("dpi", 120)) * max(1.0, float(request.get("zoom", 1.0))))
+        page.get_pixmap(dpi=dpi, annots=True, clip=clip).save(request["out"], output="png")
         return {"hits": hits}
     finally:
         doc.close()

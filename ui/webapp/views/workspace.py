@@ -25,7 +25,7 @@ from webapp.runs import RunView
 from webapp.views.context import Page
 
 FILTERS = ("All", "Unverified", "Low confidence", "Reviewed")
-ZOOMS = (75, 100, 150, 200, 300)
+ZOOMS = (100, 150, 200, 300)
 ACTIONS = {"Accept": ReviewAction.ACCEPTED, "Edit": ReviewAction.EDITED, "Reject": ReviewAction.REJECTED}
 LOW = 0.5
 
@@ -70,7 +70,6 @@ def chosen(fields: list[Any], key: str) -> Any:
 
 def _pick(key: str, path: str) -> None:
     st.session_state[f"{key}_field"] = path
-    st.session_state.pop(f"{key}_page", None)  # the page follows the new field's evidence
 
 
 def field_list(fields: list[Any], reviews: dict[str, Any], current: Any, key: str) -> None:
@@ -138,19 +137,22 @@ def document_pane(page: Page, view: RunView, field: Any, info: dict[str, Any] | 
         return
     evidence_page = ev.evidence_page(field) or 1
     turn, zoom_col = st.columns([1, 2])
-    page_no = int(turn.number_input("Page", 1, max(1, doc.pages), value=evidence_page, key=f"{key}_page"))
-    zoom = zoom_col.select_slider("Zoom (%)", ZOOMS, value=100, key=f"{key}_zoom")
+    # one page widget per field: a click on another field turns to that field's evidence
+    page_no = int(turn.number_input("Page", 1, max(1, doc.pages), value=evidence_page,
+                                    key=f"{key}_page_{field.path}"))  # fmt: skip
+    zoom = zoom_col.select_slider("Zoom (%)", ZOOMS, value=100, key=f"{key}_zoom",
+                                  help="Above 100 %, the part of the page around the boxed evidence.")  # fmt: skip
     on_page = page_no == evidence_page
-    quote = ev.highlight_text(field, info["text"] if info else None) if on_page else None
-    where = ev.occurrence(field, info["text"] if info else None, info.get("page_starts") if info else None)
+    text = info["text"] if info else None
+    quote = ev.highlight_text(field, text) if on_page else None
+    where = ev.occurrence(field, text, info.get("page_starts") if info else None) if on_page else None
     try:
-        png, hits = page_image(doc.path, page_no, quote, page.password(doc.sha256), where if on_page else None,
-                               int(120 * zoom / 100))  # fmt: skip
+        png, hits = page_image(doc.path, page_no, quote, page.password(doc.sha256), where, zoom / 100)
     except DocanalystError as exc:
         st.warning(str(exc))
         return
     with st.container(height=760, border=True):
-        st.image(png, caption=caption(field, page_no, doc.pages, hits, info), width=int(7 * zoom))
+        st.image(png, caption=caption(field, page_no, doc.pages, hits, info), width="stretch")
 
 
 def caption(field: Any, page_no: int, pages: int, hits: int, info: dict[str, Any] | None) -> str:
