@@ -217,6 +217,8 @@ def test_upload_review_reload_and_export_in_chromium(server, browser_page, tmp_p
         analyse.get_by_text("4 · Results").wait_for(timeout=ENGINE_AND_RUN_S * 1000)
         check_results(page, analyse)
         correct_governing_law(page, analyse)
+        image = analyse.locator("[data-testid=stImage] img").first  # the page again, after the review's rerun
+        eventually(lambda: page.evaluate("(img) => img.complete && img.naturalWidth > 300", image.element_handle()))
         time.sleep(1.0)
         save_screenshot(page, tmp_path / "ui-review.png")
 

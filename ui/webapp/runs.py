@@ -14,6 +14,14 @@ from docanalyst import exporting
 from docanalyst.store import DocumentRow, EvaluationItemRow, FieldRow, RunRow, Store
 from webapp.evidence import confidence_of, evidence_label, field_warnings
 
+NEXT_STEP = {  # one suggested next step per problem a run can end with
+    "partial": "the fields that were kept are below; review the missing ones, or analyse again with a larger profile",
+    "truncated": "the answer ran out of room: try a template with fewer fields, or a larger profile",
+    "invalid": "analyse again with 'Recompute stored runs', or choose another engine profile",
+    "ungrounded": "check the values marked ✗ against the page, and correct them in the review form",
+    "failed": "analyse again; if it fails again, restart `docanalyst ui` (the engine may have stopped)",
+}
+
 
 @dataclass
 class RunView:
@@ -62,7 +70,10 @@ def run_warnings(view: RunView, document_warnings: Iterable[str] = ()) -> list[s
     """Plain warnings for one run: failure, ungrounded values, pages without text, the file gone."""
     out: list[str] = []
     if view.run.status not in ("ok", "cached"):
-        out.append(f"run status '{view.run.status}': {view.run.error or 'no result'}")
+        error = (view.run.error or "no result").replace(view.document.path, Path(view.document.path).name)
+        out.append(
+            f"run status '{view.run.status}': {error}. Next: {NEXT_STEP.get(view.run.status, NEXT_STEP['failed'])}"
+        )
     out.extend(field_warnings(view.fields))
     out.extend(str(w) for w in document_warnings)
     if not Path(view.document.path).exists():

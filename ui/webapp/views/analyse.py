@@ -79,9 +79,16 @@ def run(page: Page, files: list[SavedUpload], runnable: list[str], template: str
     names = {str(f.path): f.name for f in files}
     page.state.results = {
         "run_ids": [o.run_id for o in outcomes if o.run_id is not None],
-        "errors": errors + [f"{names.get(o.path, o.path)}: {o.error}" for o in outcomes if o.error],
+        # a stored run's problem is shown once, with the run (show_run); here only what never became a run
+        "errors": errors
+        + [f"{names.get(o.path, o.path)}: {_message(o.error)}" for o in outcomes if o.error and o.run_id is None],
         "notes": [f"{names.get(o.path, o.path)}: {n}" for o in outcomes for n in o.notes],
     }
+
+
+def _message(error: Any) -> str:
+    """An error without the server's upload path (the file's name is put before it)."""
+    return str(getattr(error, "message", None) or error)
 
 
 def prepare_and_run(page: Page, files: list[SavedUpload], template: str) -> None:
