@@ -246,7 +246,7 @@ def test_runs_stored_before_confidences_read_back_with_none(tmp_path) -> None:
     assert run.token_logprobs_json is None
     record = exporting.run_record(run, doc, rows, min_confidence=0.99)
     assert record["hidden"] == [] and record["fields"][0]["confidence"] is None
-    assert exporting.to_field_csv([record]).splitlines()[1].endswith(",governing_law,New York,,,,False,no_quote,")
+    assert exporting.to_field_csv([record]).splitlines()[1].endswith(",governing_law,New York,,,,False,no_quote,,,,,,")
 
 
 def test_an_evaluation_ranks_claims_by_confidence_under_each_aggregation(settings, tmp_path) -> None:

@@ -97,12 +97,13 @@ def test_an_nda_template_runs_through_batch_extract_ask_eval_and_export(
     record = exporting.run_record(run, _doc, fields)
     assert (record["template"], record["template_sha256"]) == ("nda", nda.sha256)
     rows = list(csv.reader(io.StringIO(exporting.to_field_csv([record]))))
-    assert rows[0] == [*exporting.RUN_COLUMNS, "field", *exporting.FIELD_COLUMNS[1:]]
+    assert rows[0] == [*exporting.RUN_COLUMNS, "field", *exporting.FIELD_COLUMNS[1:], *exporting.REVIEW_COLUMNS]
     assert [row[7] for row in rows[1:]] == ([f.path for f in fields] or [""])
     wide = next(csv.reader(io.StringIO(exporting.to_wide_csv([record]))))
     paths = [f.path for f in fields]
     assert wide == [*exporting.RUN_COLUMNS, "error",
-                    *(c for p in paths for c in (p, f"{p}.confidence", f"{p}.page", f"{p}.quote_found"))]  # fmt: skip
+                    *(c for p in paths for c in (p, f"{p}.confidence", f"{p}.page", f"{p}.quote_found",
+                                                 f"{p}.reviewed"))]  # fmt: skip
     assert json.loads(exporting.to_json([record]))[0]["result"] == run.result
 
 

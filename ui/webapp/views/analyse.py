@@ -101,6 +101,11 @@ def prepare_and_run(page: Page, files: list[SavedUpload], template: str) -> None
     if model_ref is not None and (profile.device == "cpu" or gpu_visible()):
         page.holder.ensure(profile, model_ref)  # starts loading in the background; returns at once
     st.subheader("3 · Analyse")
+    if profile.device == "cpu" and page.holder.state()[0] != "ready":
+        st.caption(
+            "On a CPU the first analysis takes a few minutes: the engine starts once (about a minute), then each "
+            "document takes one to three minutes. The engine then stays loaded for the next ones."
+        )
     label = f"Analyse {len(runnable)} document(s)"
     if st.button(label, type="primary", disabled=not runnable or model_ref is None, key="run") and runnable:
         run(page, files, runnable, template)
