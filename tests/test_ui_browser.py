@@ -93,16 +93,29 @@ def server(base_settings, tmp_path: Path) -> Iterator[tuple[str, str]]:
                 pytest.fail(f"the server did not answer within {SERVER_START_S} s")
             time.sleep(0.5)
         yield url, db_url
+        # SIGTERM to `docanalyst ui` alone (as a service manager sends it), with the engine loaded by the test: it
+        # passes the signal on, and nothing of its process group (Streamlit, the engine core) is left behind.
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=90)
+        eventually(lambda: not left_in_group(proc.pid), timeout_s=30)
     finally:
-        # The server and the engine process it started share one process group: stop them together.
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=60)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # whatever a failure left: the whole group
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=30)
         log.close()
+
+
+def left_in_group(pgid: int) -> list[str]:
+    """The live processes of a process group (zombies aside), by command line."""
+    import psutil
+
+    left = []
+    for p in psutil.process_iter(["pid", "cmdline", "status"]):
+        with contextlib.suppress(psutil.Error):
+            if os.getpgid(p.info["pid"]) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                left.append(" ".join(p.info["cmdline"] or [])[:120])
+    return left
 
 
 @pytest.fixture
