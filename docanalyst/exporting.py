@@ -66,25 +66,30 @@ def run_record(
             data["min_confidence"] = min_confidence
             data["hidden"] = [f.path for f in fields if below(f.confidence, min_confidence)]
             fields = [f for f in fields if not below(f.confidence, min_confidence)]
-        reviews = {item["path"]: item["review"] for item in reviewed_fields(fields, revisions)}
-        data["fields"] = [
-            {
-                "path": f.path,
-                "value": f.value,
-                "confidence": f.confidence,
-                "quote": f.quote,
-                "page": f.page,
-                "quote_found": f.quote_found,
-                "quote_status": f.quote_status,
-                "found_page": f.found_page,
-                "page_match": f.page_match,
-                "span": [f.span_start, f.span_end] if f.span_start is not None else None,
-                "score": f.score,
-                "review": reviews.get(f.path),
-            }
-            for f in fields
-        ]
+        data["fields"] = _field_records(fields, revisions)
     return data
+
+
+def _field_records(fields: Sequence[FieldRow], revisions: Sequence[RevisionRow]) -> list[dict[str, Any]]:
+    """Each stored value as exported: the model's value and its grounding, with its newest review beside it."""
+    reviews = {item["path"]: item["review"] for item in reviewed_fields(fields, revisions)}
+    return [
+        {
+            "path": f.path,
+            "value": f.value,
+            "confidence": f.confidence,
+            "quote": f.quote,
+            "page": f.page,
+            "quote_found": f.quote_found,
+            "quote_status": f.quote_status,
+            "found_page": f.found_page,
+            "page_match": f.page_match,
+            "span": [f.span_start, f.span_end] if f.span_start is not None else None,
+            "score": f.score,
+            "review": reviews.get(f.path),
+        }
+        for f in fields
+    ]
 
 
 def _head(record: dict[str, Any]) -> list[Any]:

@@ -119,7 +119,6 @@ def run(
     its labels as missing. Exit code: 0 when at least one document was scored, 2 when none could be.
     """
     from docanalyst.evaluation import views
-    from docanalyst.evaluation.datasets import resolve
     from docanalyst.evaluation.runner import plan
 
     options = extract_options(
@@ -127,18 +126,25 @@ def run(
         ocr_lang=ocr_lang, tables=tables, read_timeout=read_timeout, max_memory=max_memory,
     )  # fmt: skip
     config = engine_settings(db, options, engine, api_key, engine_arg, tensor_parallel_size)
-    if dataset == "corrections":  # the reviewed runs of this database: a team's reviews as its labels
-        from docanalyst.reviewing import corrections_dataset
-        from docanalyst.store import Store
-
-        data = corrections_dataset(Store(config.db_url), template).limited(limit)
-    else:
-        data = resolve(dataset, config.corpus_dir, labels, template).limited(limit)
+    data = _dataset(dataset, config, labels, template).limited(limit)
     if dry_run:
         with open_analyzer(config) as analyzer:
             views.print_plan(out(), data, plan(analyzer, data, options), as_json)
         return
     raise typer.Exit(_evaluate(config, data, options, report_dir, as_json))
+
+
+def _dataset(dataset: str, config: Settings, labels: Path | None, template: str | None) -> Any:
+    """``corrections``: the reviewed runs of this database (a team's reviews as its labels); else a named or
+    path dataset (evaluation/datasets.resolve)."""
+    if dataset == "corrections":
+        from docanalyst.reviewing import corrections_dataset
+        from docanalyst.store import Store
+
+        return corrections_dataset(Store(config.db_url), template)
+    from docanalyst.evaluation.datasets import resolve
+
+    return resolve(dataset, config.corpus_dir, labels, template)
 
 
 def _evaluate(config: Settings, data: Dataset, options: Any, report_dir: Path | None, as_json: bool) -> int:
