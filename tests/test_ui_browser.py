@@ -190,8 +190,8 @@ def check_results(page, analyse) -> None:  # type: ignore[no-untyped-def]
     image = analyse.locator("[data-testid=stImage] img").first
     image.wait_for()
     eventually(lambda: page.evaluate("(img) => img.complete && img.naturalWidth > 300", image.element_handle()))
-    assert analyse.get_by_role("button", name="Export JSON").count() >= 1
-    assert analyse.get_by_role("button", name="Export CSV").count() >= 1
+    eventually(lambda: analyse.get_by_role("button", name="Export JSON").count() >= 1)  # drawn after the page
+    eventually(lambda: analyse.get_by_role("button", name="Export CSV").count() >= 1)
 
 
 def correct_governing_law(page, analyse) -> None:  # type: ignore[no-untyped-def]

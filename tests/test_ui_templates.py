@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from test_ui import field_buttons, pick
 from ui_harness import (
     AppTest,
     Factory,
@@ -28,6 +29,7 @@ from ui_harness import (
     upload,
 )
 from webapp import engine_holder, jobs
+from webapp.evidence import label_of
 
 from docanalyst.errors import EngineError
 from docanalyst.profiles import EngineProfile, get_profile
@@ -83,12 +85,12 @@ def test_an_uploaded_template_file_is_checked_and_used(app_env: Factory) -> None
     assert texts(at, "error") == [] and texts(at, "success")[0] == "Using the uploaded template 'nda'"
     assert frame(at, "budget_table")["verdict"][0] == "✓ fits"
     run_analysis(at)
-    table = frame(at, "res1_table")
     nda_fields = ["disclosing_party", "receiving_party", "effective_date", "confidentiality_period", "exclusions",
                   "permitted_use", "return_of_materials", "governing_law"]  # fmt: skip
-    assert list(table["field"]) == [f + "[0]" if f == "exclusions" else f for f in nda_fields]
-    row = table[table["field"] == "receiving_party"].iloc[0]
-    assert (row["value"], row["evidence"]) == ("Quillon Data Systems LLC", "✓ exact match on the cited page")
+    labels = list(field_buttons(at, "res1").values())  # the workspace's field list, in the template's order
+    assert [label.split("**")[1] for label in labels] == [label_of(f + "[0]" if f == "exclusions" else f)
+                                                          for f in nda_fields]  # fmt: skip
+    assert any(label.startswith("✓ **Receiving party** · Quillon Data Systems LLC") for label in labels)
     assert "`nda`" in next(m for m in texts(at, "markdown") if m.startswith("**nda.pdf**"))
     schema = app_env.engines[0].requests[0].json_schema  # the engine was asked for the NDA's fields
     assert schema is not None and list(schema["properties"]) == nda_fields
@@ -136,22 +138,17 @@ def test_each_value_shows_its_confidence_and_the_filter_hides_doubtful_ones(
     monkeypatch.setattr(app_env, "engine_class", Scored)
     at = upload(new_app(), ("a.pdf", SAMPLE_CONTRACT.read_bytes()))
     run_analysis(at)
-    table = frame(at, "res1_table")
-    confidence = dict(zip(table["field"], table["confidence"], strict=True))
-    assert confidence["governing_law"] == 0.2 and confidence["effective_date"] == 1.0
-    assert sorted(set(confidence.values())) == [0.2, 1.0]
-    n = len(table)
-    assert f"1 of {n} value(s) have a confidence below 0.50" in texts(at, "caption")
-
-    at.slider(key="res1_min_conf").set_value(0.5).run()
-    shown = frame(at, "res1_table")
-    assert "governing_law" not in list(shown["field"]) and len(shown) == n - 1
-    assert f"1 of {n} value(s) have a confidence below 0.50 · 1 hidden by the filter" in texts(at, "caption")
-    at.slider(key="res1_min_conf").set_value(1.0).run()
-    assert len(frame(at, "res1_table")) == n - 1  # 1.0 itself is not below 1.0
-    at.selectbox(key="res1_field").set_value(
-        next(o for o in at.selectbox(key="res1_field").options if o.startswith("effective_date"))
-    ).run()
+    labels = field_buttons(at, "res1")
+    n = len(labels)
+    # the Low confidence filter keeps the one value below 0.50 (governing_law, scored 0.2)
+    at.radio(key="res1_filter").set_value("Low confidence").run()
+    [low] = field_buttons(at, "res1").values()
+    assert "**Governing law**" in low
+    at.button(key=next(iter(field_buttons(at, "res1")))).click().run()
+    assert "Confidence: 0.20" in texts(at, "markdown")
+    at.radio(key="res1_filter").set_value("All").run()
+    assert len(field_buttons(at, "res1")) == n
+    pick(at, "res1", "Effective date")
     assert "Confidence: 1.00" in texts(at, "markdown")
 
 
