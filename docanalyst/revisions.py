@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import DateTime
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from docanalyst.database import plain_errors, storable_text
+from docanalyst.database import plain_db_error, plain_errors, storable_text
 from docanalyst.errors import StoreError
 from docanalyst.statuses import QuoteStatus
 from docanalyst.store import DocumentRow, FieldRow, RunRow, Store
@@ -52,7 +52,7 @@ def save_revisions(store: Store, rows: Sequence[RevisionRow]) -> list[int]:
             session.flush()
             return [int(row.id) for row in rows if row.id is not None]
     except Exception as exc:  # rolled back
-        raise StoreError(f"could not store the review: {exc.__class__.__name__}: {exc}") from exc
+        raise StoreError(f"could not store the review: {plain_db_error(exc)}") from exc
 
 
 def revisions_of(store: Store, run_ids: Sequence[int]) -> dict[int, list[RevisionRow]]:
